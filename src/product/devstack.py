@@ -1,0 +1,41 @@
+"""`make run`: bring the whole system up locally with one command.
+
+Starts the embedded PostgreSQL when DATABASE_URL is not set, migrates, makes sure a staff user
+exists and prints its credentials, then runs the Procfile's web and gpu processes with honcho.
+Ctrl-C stops everything (and the embedded PostgreSQL with it).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from product.embedded_db import ensure_database_url
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _manage(*args: str) -> None:
+    subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], check=True, cwd=ROOT)
+
+
+def main() -> int:
+    # Local runs are plain http on localhost: DEBUG relaxes the https-only cookie settings.
+    os.environ.setdefault("DEBUG", "1")
+    os.environ.setdefault("PORT", "8000")
+    database_url = ensure_database_url()
+    print(f"Database    {database_url}", flush=True)
+    _manage("migrate", "--noinput", "-v", "0")
+    _manage("ensure_local_user")
+    print(f"Open        http://127.0.0.1:{os.environ['PORT']}/   (Ctrl-C stops everything)", flush=True)
+    honcho = [sys.executable, "-m", "honcho", "-f", str(ROOT / "Procfile"), "start", "web", "gpu"]
+    try:
+        return subprocess.run(honcho, cwd=ROOT).returncode
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

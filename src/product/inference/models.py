@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class RequestStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+ACTIVE_STATUSES = (RequestStatus.QUEUED, RequestStatus.RUNNING)
+FINAL_STATUSES = (RequestStatus.SUCCEEDED, RequestStatus.FAILED, RequestStatus.CANCELLED)
+
+
+class InferenceRequest(models.Model):
+    """One unit of work a user asked for, and its outcome.
+
+    The row exists before the HTTP response returns; ``job_id`` names the Procrastinate job that
+    runs it now (a requeue points it at a fresh job). Writes go through ``services``.
+    """
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="inference_requests"
+    )
+    model = models.CharField(max_length=100)
+    inputs = models.JSONField(help_text="The validated list of input texts.")
+    item_count = models.PositiveIntegerField()
+    status = models.CharField(
+        max_length=16, choices=RequestStatus.choices, default=RequestStatus.QUEUED
+    )
+    job_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    attempts = models.PositiveIntegerField(default=0, help_text="Times a runner started it.")
+    output = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    compute_ms = models.FloatField(
+        null=True, blank=True, help_text="Time spent in the model's forward passes."
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["owner", "-created_at"], name="request_owner_recent"),
+            models.Index(fields=["status", "model", "created_at"], name="request_status_model"),
+        ]
+
+    def __str__(self) -> str:
+        return f"request {self.pk} ({self.model}, {self.status})"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def queue_ms(self) -> float | None:
+        if self.started_at is None:
+            return None
+        return (self.started_at - self.created_at).total_seconds() * 1000
+
+    @property
+    def run_ms(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds() * 1000
+
+    @property
+    def total_ms(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.created_at).total_seconds() * 1000

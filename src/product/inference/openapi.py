@@ -1,0 +1,116 @@
+"""The OpenAPI 3.1 document of the JSON API, built from the model registry."""
+
+from __future__ import annotations
+
+from product.inference.models import RequestStatus
+from product.inference.specs import REGISTRY
+
+
+def _error(description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def _json(ref: str, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": ref}}}}
+
+
+def openapi_document() -> dict:
+    submit_variants = [
+        {
+            "type": "object",
+            "title": spec.title,
+            "required": ["model", "input"],
+            "additionalProperties": False,
+            "properties": {"model": {"const": spec.name}, "input": spec.input_schema()},
+        }
+        for spec in REGISTRY.values()
+    ]
+    request_id = {"name": "request_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+    timings = {
+        "type": "object",
+        "properties": {
+            key: {"type": ["number", "null"]} for key in ("queue", "run", "compute", "total")
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Inference API",
+            "version": "1",
+            "description": (
+                "Submit work to GPU runners through a PostgreSQL queue and fetch results. "
+                "Authenticate with `Authorization: Bearer <token>` (`manage.py create_api_token`)."
+            ),
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}],
+        "paths": {
+            "/api/v1/models": {
+                "get": {"summary": "List models", "operationId": "listModels",
+                        "responses": {"200": {"description": "Registered models"}, "401": _error("Not authenticated")}},
+            },
+            "/api/v1/requests": {
+                "post": {
+                    "summary": "Submit a request",
+                    "operationId": "submitRequest",
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": {"oneOf": submit_variants}}}},
+                    "responses": {
+                        "201": _json("#/components/schemas/Request", "Accepted and queued"),
+                        "400": _error("Invalid input; nothing was created"),
+                        "401": _error("Not authenticated"),
+                        "413": _error("Body too large"),
+                        "415": _error("Body is not JSON"),
+                    },
+                },
+                "get": {
+                    "summary": "List my requests (staff: all)",
+                    "operationId": "listRequests",
+                    "parameters": [
+                        {"name": "status", "in": "query", "schema": {"enum": RequestStatus.values}},
+                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}},
+                    ],
+                    "responses": {"200": {"description": "Newest first"}, "400": _error("Bad query"), "401": _error("Not authenticated")},
+                },
+            },
+            "/api/v1/requests/{request_id}": {
+                "get": {"summary": "Get a request", "operationId": "getRequest", "parameters": [request_id],
+                        "responses": {"200": _json("#/components/schemas/Request", "The request"), "401": _error("Not authenticated"), "404": _error("No such request of yours")}},
+            },
+            "/api/v1/requests/{request_id}/result": {
+                "get": {"summary": "Download the result", "operationId": "getResult", "parameters": [request_id],
+                        "responses": {"200": {"description": "The model's output, e.g. {\"embeddings\": [[...]], \"dim\": 384}"},
+                                      "401": _error("Not authenticated"), "404": _error("No such request of yours"), "409": _error("Not succeeded (yet)")}},
+            },
+            "/api/v1/requests/{request_id}/cancel": {
+                "post": {"summary": "Cancel a queued or running request", "operationId": "cancelRequest", "parameters": [request_id],
+                         "responses": {"200": _json("#/components/schemas/Request", "Cancelled"), "401": _error("Not authenticated"),
+                                       "404": _error("No such request of yours"), "409": _error("Already finished")}},
+            },
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "properties": {"error": {"type": "object", "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}},
+                },
+                "Request": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "integer"},
+                        "model": {"type": "string"},
+                        "status": {"enum": RequestStatus.values},
+                        "item_count": {"type": "integer"},
+                        "attempts": {"type": "integer"},
+                        "error": {"type": ["string", "null"]},
+                        "created_at": {"type": "string", "format": "date-time"},
+                        "started_at": {"type": ["string", "null"], "format": "date-time"},
+                        "finished_at": {"type": ["string", "null"], "format": "date-time"},
+                        "timings_ms": timings,
+                        "url": {"type": "string"},
+                        "result_url": {"type": ["string", "null"]},
+                    },
+                },
+            },
+        },
+    }

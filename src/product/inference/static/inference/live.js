@@ -1,0 +1,39 @@
+// Live status: each element with data-live-source listens to a Server-Sent Events stream and,
+// when a status event arrives, re-renders its target from the server (no page reload).
+(function () {
+  "use strict";
+
+  function connect(section) {
+    const target = document.querySelector(section.dataset.liveTarget);
+    let shownStatus = section.dataset.liveStatus || null;
+    let refreshing = null;
+
+    function refresh() {
+      if (refreshing) return refreshing;
+      refreshing = fetch(section.dataset.liveRefresh, { credentials: "same-origin" })
+        .then((response) => (response.ok ? response.text() : Promise.reject(response.status)))
+        .then((html) => {
+          target.innerHTML = html;
+          const head = target.querySelector("[data-status]");
+          if (head) shownStatus = head.dataset.status;
+        })
+        .catch(() => {})
+        .finally(() => { refreshing = null; });
+      return refreshing;
+    }
+
+    const source = new EventSource(section.dataset.liveSource);
+    source.addEventListener("status", (event) => {
+      const data = JSON.parse(event.data);
+      if (shownStatus === null || data.status !== shownStatus) refresh();
+    });
+    // The server lost and regained its database listener: re-read, something may have changed.
+    source.addEventListener("resync", refresh);
+    // EventSource reconnects by itself; re-read on reconnect in case we missed an event.
+    source.addEventListener("open", () => { if (section.dataset.liveOpened) refresh(); section.dataset.liveOpened = "1"; });
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    document.querySelectorAll("[data-live-source]").forEach(connect);
+  });
+})();
