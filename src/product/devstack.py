@@ -25,6 +25,8 @@ def main() -> int:
     # Local runs are plain http on localhost: DEBUG relaxes the https-only cookie settings.
     os.environ.setdefault("DEBUG", "1")
     os.environ.setdefault("PORT", "8000")
+    # The Procfile names `uvicorn` and `python`: find them in this interpreter's environment.
+    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
     database_url = ensure_database_url()
     print(f"Database    {database_url}", flush=True)
     _manage("migrate", "--noinput", "-v", "0")

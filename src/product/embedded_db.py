@@ -7,6 +7,7 @@ that started it exits. With DATABASE_URL set, that server is used and nothing st
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -20,12 +21,14 @@ def ensure_database_url() -> str:
     url = os.environ.get("DATABASE_URL")
     if url:
         return url
-    import pgserver
-
+    # pgserver logs at interpreter exit, when pytest has already closed its streams.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
     data_dir = Path(os.environ.get("EMBEDDED_PG_DIR", _DEFAULT_DIR))
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset.
         warnings.simplefilter("ignore")
+        import pgserver
+
         server = pgserver.get_server(data_dir, cleanup_mode="stop")
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';")
     if "(1 row)" not in exists:

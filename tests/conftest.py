@@ -1,0 +1,95 @@
+"""Shared fixtures. The database is real PostgreSQL (embedded unless DATABASE_URL is set,
+see product.pytest_plugin); queue, runner, web server and browser are real too."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.test import Client
+
+from product.accounts.services import token_create
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def pytest_collection_modifyitems(config, items):
+    if CHROMIUM:
+        return
+    skip = pytest.mark.skip(
+        reason="no Chromium found: install Debian's `chromium` to run the browser tests"
+    )
+    for item in items:
+        if "browser" in item.keywords:
+            item.add_marker(skip)
+
+
+def pytest_report_header(config):
+    return f"browser tests: {'Chromium at ' + CHROMIUM if CHROMIUM else 'SKIPPED (no Chromium)'}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def collected_static():
+    """Production static storage needs collectstatic's manifest, as a deploy would have."""
+    call_command("collectstatic", interactive=False, verbosity=0)
+
+
+@pytest.fixture
+def client():
+    """Django's test client, arriving over https through the proxy as production expects
+    (SECURE_SSL_REDIRECT redirects plain http)."""
+    return Client(HTTP_X_FORWARDED_PROTO="https")
+
+
+@pytest.fixture
+def make_user(django_user_model):
+    def make(username: str = "alice", *, staff: bool = False, superuser: bool = False):
+        return django_user_model.objects.create_user(
+            username=username,
+            password=f"{username}-Secret-123",
+            is_staff=staff or superuser,
+            is_superuser=superuser,
+        )
+
+    return make
+
+
+@pytest.fixture
+def token_for():
+    """Return a function giving the Authorization header value for a user."""
+
+    def header(user) -> str:
+        _, secret = token_create(user=user, name="test")
+        return f"Bearer {secret}"
+
+    return header
+
+
+@pytest.fixture
+def clean_queue(transactional_db):
+    """Procrastinate's tables are not flushed between transactional tests; empty them."""
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE procrastinate_jobs RESTART IDENTITY CASCADE")
+
+
+class Stack:
+    def __init__(self, base_url, web, runner) -> None:
+        self.base_url, self.web, self.runner = base_url, web, runner
+
+
+@pytest.fixture(scope="module")
+def live_stack(django_db_setup, django_db_blocker, tmp_path_factory):
+    """A real uvicorn web process and a real runner process on the test database."""
+    from tests.support.processes import start_runner, start_web
+
+    log_dir = tmp_path_factory.mktemp("stack")
+    with django_db_blocker.unblock():
+        runner = start_runner(log_dir)
+        web, base_url = start_web(log_dir)
+        runner.wait_for_output("taking jobs from")
+    yield Stack(base_url, web, runner)
+    web.terminate()
+    runner.terminate()

@@ -1,0 +1,83 @@
+"""Submitting writes the request row and its Procrastinate job in one transaction."""
+
+import pytest
+from django.db import transaction
+from procrastinate.contrib.django.models import ProcrastinateJob
+
+from product.inference import services
+from product.inference.jobs import RUN_REQUEST_TASK
+from product.inference.models import InferenceRequest, RequestStatus
+from product.inference.specs import MINILM
+
+pytestmark = pytest.mark.django_db
+
+
+def test_submit_writes_the_row_and_defers_its_job_on_the_models_queue(make_user):
+    request = services.request_submit(user=make_user(), model=MINILM.name, raw_input=["a", "b"])
+
+    job = ProcrastinateJob.objects.get(id=request.job_id)
+    assert job.task_name == RUN_REQUEST_TASK
+    assert job.queue_name == MINILM.queue
+    assert job.args == {"request_id": request.pk}
+    assert job.status == "todo"
+    assert request.status == RequestStatus.QUEUED
+    assert request.inputs == ["a", "b"] and request.item_count == 2
+
+
+def test_a_rolled_back_submit_leaves_neither_row_nor_job(make_user):
+    user = make_user()
+    jobs_before = ProcrastinateJob.objects.count()
+
+    class Abort(Exception):
+        pass
+
+    with pytest.raises(Abort), transaction.atomic():
+        services.request_submit(user=user, model=MINILM.name, raw_input="hello")
+        assert ProcrastinateJob.objects.count() == jobs_before + 1
+        raise Abort
+
+    assert not InferenceRequest.objects.exists()
+    assert ProcrastinateJob.objects.count() == jobs_before
+
+
+def test_cancelling_a_queued_request_cancels_its_job(make_user):
+    request = services.request_submit(user=make_user(), model=MINILM.name, raw_input="hello")
+
+    services.request_cancel(request=request)
+
+    request.refresh_from_db()
+    assert request.status == RequestStatus.CANCELLED
+    assert ProcrastinateJob.objects.get(id=request.job_id).status == "cancelled"
+
+
+def test_a_finished_request_cannot_be_cancelled(make_user):
+    request = services.request_submit(user=make_user(), model=MINILM.name, raw_input="hello")
+    services.request_cancel(request=request)
+    with pytest.raises(services.RequestStateError, match="already cancelled"):
+        services.request_cancel(request=request)
+
+
+def test_runner_writes_are_ignored_once_the_request_is_cancelled(make_user):
+    request = services.request_submit(user=make_user(), model=MINILM.name, raw_input="hello")
+    assert services.request_start(request_id=request.pk, job_id=request.job_id) is not None
+    services.request_cancel(request=request)
+
+    written = services.request_succeed(
+        request_id=request.pk, job_id=request.job_id, output={"embeddings": []}, compute_ms=1.0
+    )
+
+    request.refresh_from_db()
+    assert written is False
+    assert request.status == RequestStatus.CANCELLED and request.output is None
+
+
+def test_a_stale_job_cannot_overwrite_a_requeued_request(make_user):
+    request = services.request_submit(user=make_user(), model=MINILM.name, raw_input="hello")
+    old_job = request.job_id
+    services.request_start(request_id=request.pk, job_id=old_job)
+    services.request_fail(request_id=request.pk, job_id=old_job, error="first try failed")
+    request = services.request_requeue(request=InferenceRequest.objects.get(pk=request.pk))
+
+    assert services.request_start(request_id=request.pk, job_id=old_job) is None
+    assert request.job_id != old_job
+    assert request.status == RequestStatus.QUEUED and request.error == ""
