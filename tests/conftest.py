@@ -93,3 +93,4 @@ def live_stack(django_db_setup, django_db_blocker, tmp_path_factory):
     yield Stack(base_url, web, runner)
     web.terminate()
     runner.terminate()
+

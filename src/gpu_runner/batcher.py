@@ -35,16 +35,18 @@ class Batcher:
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait
         self._pending: list[_Item] = []
-        self._arrived = asyncio.Event()
+        self._arrived: asyncio.Event | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=model.spec.name)
         self._loop_task: asyncio.Task | None = None
 
     async def run(self, values: list[str]) -> tuple[list[Any], float]:
         """Run ``values`` (batched with whatever else is waiting); return their outputs in
         order and the model time spent on them in ms. Raises InferenceError for a bad input."""
-        if self._loop_task is None or self._loop_task.done():
-            self._loop_task = asyncio.get_running_loop().create_task(self._batch_loop())
         loop = asyncio.get_running_loop()
+        if self._loop_task is None or self._loop_task.done():
+            # Bound to the running event loop, so it is created with the loop task.
+            self._arrived = asyncio.Event()
+            self._loop_task = loop.create_task(self._batch_loop(self._arrived))
         items = [_Item(value, loop.create_future()) for value in values]
         self._pending.extend(items)
         self._arrived.set()
@@ -56,15 +58,15 @@ class Batcher:
             raise
         return list(outputs), sum(item.compute_ms for item in items)
 
-    async def _batch_loop(self) -> None:
+    async def _batch_loop(self, arrived: asyncio.Event) -> None:
         while True:
-            await self._arrived.wait()
+            await arrived.wait()
             if len(self._pending) < self.max_batch_size and self.max_wait > 0:
                 await asyncio.sleep(self.max_wait)  # Let jobs arriving together join in.
             batch = [item for item in self._pending[: self.max_batch_size] if not item.future.done()]
             del self._pending[: self.max_batch_size]
             if not self._pending:
-                self._arrived.clear()
+                arrived.clear()
             if batch:
                 await self._run_batch(batch)
 

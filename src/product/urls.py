@@ -1,18 +1,11 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.http import HttpResponse
 from django.urls import include, path
 from django.views.generic import RedirectView
 
 
-def healthz(request):
-    """Liveness: the process answers. (Readiness with database checks: see docs/operations.md.)"""
-    return HttpResponse("ok", content_type="text/plain")
-
-
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="inference:request_list"), name="home"),
-    path("healthz", healthz, name="healthz"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("requests/", include("product.inference.urls")),

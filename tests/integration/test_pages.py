@@ -56,3 +56,10 @@ def test_procrastinate_admin_shows_the_jobs_to_an_administrator(client, make_use
     client.force_login(make_user("root", superuser=True))
     page = client.get(f"/admin/procrastinate/procrastinatejob/{request.job_id}/change/")
     assert page.status_code == 200 and MINILM.queue in page.content.decode()
+
+
+def test_liveness_answers_probes_from_any_host_over_plain_http():
+    from django.test import Client
+
+    response = Client().get("/healthz", HTTP_HOST="10.1.2.3:8000")
+    assert response.status_code == 200 and response.content == b"ok"

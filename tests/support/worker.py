@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from asgiref.sync import sync_to_async
+from django import db
 from procrastinate.contrib.django import app
 
 
@@ -17,5 +19,7 @@ def drain(queues: list[str]) -> None:
                 await app.run_worker_async(
                     queues=queues, wait=False, concurrency=4, install_signal_handlers=False
                 )
+        # The task's database work ran in asgiref's thread: close that thread's connection.
+        await sync_to_async(db.connections.close_all)()
 
     asyncio.run(work())

@@ -106,10 +106,15 @@ async def request_events(request: HttpRequest, request_id: int) -> HttpResponse:
     user = await request.auser()
     if not user.is_authenticated:
         return HttpResponse("Sign in first.", status=401)
-    # Subscribe before reading the row, so a change in between is not missed.
+    get = sync_to_async(selectors.request_get)
+    try:
+        await get(user=user, request_id=request_id)
+    except InferenceRequest.DoesNotExist:
+        raise Http404("No such request.") from None
+    # Subscribe, then read the state to send first: a change in between is not missed.
     queue = hub.subscribe()
     try:
-        row = await sync_to_async(selectors.request_get)(user=user, request_id=request_id)
+        row = await get(user=user, request_id=request_id)
     except InferenceRequest.DoesNotExist:
         hub.unsubscribe(queue)
         raise Http404("No such request.") from None

@@ -1,0 +1,72 @@
+"""A person in a real headless Chromium: sign in, submit, and watch the result arrive."""
+
+import pytest
+
+from tests.conftest import CHROMIUM
+from tests.support.processes import start_runner, start_web
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.usefixtures("clean_queue")]
+
+# Flags for a closed network and running as root (see docs/operations.md).
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+@pytest.fixture
+def page():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        page = browser.new_page()
+        page.set_default_timeout(60_000)
+        yield page
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def web(django_db_setup, tmp_path_factory):
+    """Only the web process: the runner starts once the page is open, so the result can only
+    reach the page by being pushed to it."""
+    process, base_url = start_web(tmp_path_factory.mktemp("web"))
+    yield base_url
+    process.terminate()
+
+
+@pytest.fixture
+def alice(make_user):
+    # Created before the browser starts: Playwright's sync API runs an event loop in this
+    # thread, where Django refuses synchronous database calls.
+    return make_user("alice")
+
+
+def test_sign_in_submit_and_the_result_appears_without_a_reload(web, alice, page, tmp_path):
+    page.goto(f"{web}/requests/")
+    assert "/accounts/login/" in page.url
+
+    page.fill("input[name=username]", "alice")
+    page.fill("input[name=password]", "alice-Secret-123")
+    page.click("button[type=submit]")
+    page.wait_for_url("**/requests/")
+
+    page.fill("textarea[name=text]", "A cat sits on the mat.\nA kitten rests on a rug.\nInterest rates rose.")
+    page.click("#submit-form button[type=submit]")
+    page.wait_for_url("**/requests/*/")
+    # Mark this document: a reload or navigation would lose the mark.
+    page.evaluate("window.__sameDocument = true")
+    assert page.locator("#request-status").inner_text() == "Queued"
+
+    runner = start_runner(tmp_path)
+    try:
+        page.locator("#result-preview").wait_for(state="visible")
+    finally:
+        runner.terminate()
+
+    assert page.evaluate("window.__sameDocument") is True
+    assert page.locator("#request-status").inner_text() == "Succeeded"
+    assert page.locator("#result-preview table.vectors tbody tr").count() == 3
+    assert page.locator("#result-preview table.similarity").is_visible()
