@@ -30,7 +30,7 @@ def main() -> int:
     database_url = ensure_database_url()
     print(f"Database    {database_url}", flush=True)
     _manage("migrate", "--noinput", "-v", "0")
-    _manage("ensure_local_user")
+    _manage("ensure_local_user", "--token")
     print(f"Open        http://127.0.0.1:{os.environ['PORT']}/   (Ctrl-C stops everything)", flush=True)
     honcho = [sys.executable, "-m", "honcho", "-f", str(ROOT / "Procfile"), "start", "web", "gpu"]
     try:
