@@ -96,7 +96,9 @@ def test_the_web_pushes_status_changes_over_server_sent_events(live_stack, make_
         timeout=60,
     )
     statuses, event = [], None
+    deadline = time.monotonic() + 60
     while "succeeded" not in statuses:
+        assert time.monotonic() < deadline, f"no 'succeeded' event; saw {statuses}"
         line = stream.readline().decode()
         if line.startswith("event: "):
             event = line[7:].strip()

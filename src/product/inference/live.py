@@ -20,19 +20,32 @@ logger = logging.getLogger(__name__)
 
 _RECONNECT_MAX_SECONDS = 10.0
 _SUBSCRIBER_BACKLOG = 256
+# How long a new stream waits for the LISTEN to be in place before it goes on regardless
+# (while the database is away; a "resync" follows once the listener is back).
+_READY_TIMEOUT_SECONDS = 5.0
 
 
 class StatusHub:
     def __init__(self) -> None:
         self._subscribers: set[asyncio.Queue[dict]] = set()
         self._listener: asyncio.Task | None = None
+        self._listening: asyncio.Event | None = None
 
-    def subscribe(self) -> asyncio.Queue[dict]:
-        """A queue that receives every status notification until unsubscribed."""
+    async def subscribe(self) -> asyncio.Queue[dict]:
+        """A queue that receives every status notification until unsubscribed.
+
+        Returns once the LISTEN is in place, so any change committed after this returns is
+        delivered: read the current state after subscribing and nothing falls in between.
+        """
         if self._listener is None or self._listener.done():
-            self._listener = asyncio.get_running_loop().create_task(self._listen())
+            self._listening = asyncio.Event()
+            self._listener = asyncio.get_running_loop().create_task(self._listen(self._listening))
         queue: asyncio.Queue[dict] = asyncio.Queue(maxsize=_SUBSCRIBER_BACKLOG)
         self._subscribers.add(queue)
+        try:
+            await asyncio.wait_for(self._listening.wait(), _READY_TIMEOUT_SECONDS)
+        except TimeoutError:
+            logger.warning("status listener is not connected; the stream starts without it")
         return queue
 
     def unsubscribe(self, queue: asyncio.Queue[dict]) -> None:
@@ -45,8 +58,8 @@ class StatusHub:
             except asyncio.QueueFull:  # A stuck client misses updates; it re-syncs on reconnect.
                 pass
 
-    async def _listen(self) -> None:
-        delay = 0.5
+    async def _listen(self, listening: asyncio.Event) -> None:
+        delay, reconnecting = 0.5, False
         while True:
             try:
                 conn = await psycopg.AsyncConnection.connect(
@@ -54,9 +67,10 @@ class StatusHub:
                 )
                 async with conn:
                     await conn.execute(f"LISTEN {settings.INFERENCE_STATUS_CHANNEL}")
+                    listening.set()
                     delay = 0.5
-                    # Streams re-read their state after a reconnect, so nothing is missed.
-                    self._publish({"resync": True})
+                    if reconnecting:  # Streams re-read their state: nothing missed stays missed.
+                        self._publish({"resync": True})
                     async for notification in conn.notifies():
                         try:
                             self._publish(json.loads(notification.payload))
@@ -66,6 +80,8 @@ class StatusHub:
                 raise
             except Exception:
                 logger.warning("status listener lost its connection; retrying", exc_info=True)
+            listening.clear()
+            reconnecting = True
             await asyncio.sleep(delay)
             delay = min(delay * 2, _RECONNECT_MAX_SECONDS)
 

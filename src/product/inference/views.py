@@ -112,7 +112,7 @@ async def request_events(request: HttpRequest, request_id: int) -> HttpResponse:
     except InferenceRequest.DoesNotExist:
         raise Http404("No such request.") from None
     # Subscribe, then read the state to send first: a change in between is not missed.
-    queue = hub.subscribe()
+    queue = await hub.subscribe()
     try:
         row = await get(user=user, request_id=request_id)
     except InferenceRequest.DoesNotExist:
@@ -127,7 +127,7 @@ async def request_list_events(request: HttpRequest) -> HttpResponse:
     user = await request.auser()
     if not user.is_authenticated:
         return HttpResponse("Sign in first.", status=401)
-    queue = hub.subscribe()
+    queue = await hub.subscribe()
     if user.is_staff:
         wanted = lambda message: True  # noqa: E731
     else:
