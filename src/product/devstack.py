@@ -8,6 +8,7 @@ Ctrl-C stops everything (and the embedded PostgreSQL with it).
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -33,10 +34,14 @@ def main() -> int:
     _manage("ensure_local_user", "--token")
     print(f"Open        http://127.0.0.1:{os.environ['PORT']}/   (Ctrl-C stops everything)", flush=True)
     honcho = [sys.executable, "-m", "honcho", "-f", str(ROOT / "Procfile"), "start", "web", "gpu"]
+    process = subprocess.Popen(honcho, cwd=ROOT)
+    signal.signal(signal.SIGTERM, lambda *_: process.terminate())
     try:
-        return subprocess.run(honcho, cwd=ROOT).returncode
+        return process.wait()
     except KeyboardInterrupt:
-        return 0
+        # Ctrl-C reached honcho too: it is stopping web and gpu (the runner finishes the
+        # jobs it holds). Wait for that; the embedded PostgreSQL stops when we exit.
+        return process.wait()
 
 
 if __name__ == "__main__":
