@@ -22,16 +22,14 @@ class Command(BaseCommand):
             overview["oldest_queued_age"] = age.total_seconds() if age else None
             self.stdout.write(json.dumps(overview, indent=2, default=str))
             return
-        self.stdout.write("Requests")
-        self.stdout.write(f"  {'model':<28} {'status':<10} {'count':>7}")
-        for row in overview["counts"]:
-            self.stdout.write(f"  {row['model']:<28} {row['status']:<10} {row['n']:>7}")
-        if not overview["counts"]:
-            self.stdout.write("  (none)")
+        self._table("Requests", "model", overview["counts"])
         self.stdout.write(f"Oldest queued request: {format_duration(overview['oldest_queued_age'])}")
-        self.stdout.write("Jobs")
-        self.stdout.write(f"  {'queue':<28} {'status':<10} {'count':>7}")
-        for row in overview["jobs"]:
-            self.stdout.write(f"  {row['queue_name']:<28} {row['status']:<10} {row['n']:>7}")
-        if not overview["jobs"]:
+        self._table("Jobs", "queue_name", overview["jobs"])
+
+    def _table(self, title: str, key: str, rows: list[dict]) -> None:
+        self.stdout.write(title)
+        self.stdout.write(f"  {key.split('_')[0]:<28} {'status':<10} {'count':>7}")
+        for row in rows:
+            self.stdout.write(f"  {row[key]:<28} {row['status']:<10} {row['n']:>7}")
+        if not rows:
             self.stdout.write("  (none)")
