@@ -142,3 +142,10 @@ def test_openapi_document_is_served_and_describes_every_endpoint(client):
 def test_model_list(client, auth):
     models = client.get("/api/v1/models", **auth).json()["results"]
     assert [m["name"] for m in models] == [MINILM.name]
+
+
+def test_an_oversized_body_is_413_and_creates_nothing(client, auth, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    response = post_json(client, {"model": MINILM.name, "input": ["x" * 600, "y" * 600]}, auth)
+    assert response.status_code == 413 and "too large" in response.json()["error"]["message"]
+    assert not InferenceRequest.objects.exists()

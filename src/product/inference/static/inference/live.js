@@ -7,8 +7,14 @@
     const target = document.querySelector(section.dataset.liveTarget);
     let shownStatus = section.dataset.liveStatus || null;
     let refreshing = null;
+    let scheduled = null;
 
+    // Bursts of events (a busy list) cost one re-render, not one each.
     function refresh() {
+      if (!scheduled) scheduled = setTimeout(() => { scheduled = null; render(); }, 150);
+    }
+
+    function render() {
       if (refreshing) return refreshing;
       refreshing = fetch(section.dataset.liveRefresh, { credentials: "same-origin" })
         .then((response) => (response.ok ? response.text() : Promise.reject(response.status)))
