@@ -18,7 +18,7 @@ from django.db import connection
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_database_url() -> str:
+def child_database_url() -> str:
     """DATABASE_URL of the database pytest-django created, for child processes."""
     db = connection.settings_dict
     auth = quote(db["USER"] or "", safe="")
@@ -32,7 +32,7 @@ def test_database_url() -> str:
 def child_env(**overrides: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
-        DATABASE_URL=test_database_url(),
+        DATABASE_URL=child_database_url(),
         SECRET_KEY=settings.SECRET_KEY,
         STATIC_ROOT=str(settings.STATIC_ROOT),
         DEBUG="0",
