@@ -1,8 +1,9 @@
 """Entry point of the gpu process: ``python -m gpu_runner`` (or ``gpu-runner``).
 
-Loads and warms every hosted model first, then runs a Procrastinate worker on those models'
-queues. SIGTERM/SIGINT stop taking jobs and let jobs in flight finish (up to
-GPU_RUNNER_SHUTDOWN_GRACE seconds) before exiting.
+Loads and warms every hosted model first, then takes jobs from those models' queues (see
+``gpu_runner.worker``). SIGTERM/SIGINT stop taking jobs, let held jobs finish for up to
+GPU_RUNNER_SHUTDOWN_GRACE seconds and hand the rest back to the queue; a second signal hands
+back at once.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import socket
 import sys
 import time
+from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -39,25 +41,48 @@ def main(argv: list[str] | None = None) -> None:
     runtime = load_runtime()
     import gpu_runner.tasks  # noqa: F401  (registers the task with the Procrastinate app)
 
+    if settings.GPU_RUNNER_METRICS_PORT:
+        from gpu_runner import metrics
+
+        metrics.serve(settings.GPU_RUNNER_METRICS_PORT)
     queues = [spec.queue for spec in runtime.specs]
-    logger.info("ready in %.2f s; taking jobs from %s", time.perf_counter() - started, queues)
+    logger.info("ready in %.2f s", time.perf_counter() - started)
     asyncio.run(_work(queues, settings, wait=not options.drain))
-    logger.info("stopped")
 
 
 async def _work(queues: list[str], settings, *, wait: bool) -> None:
     from procrastinate.contrib.django import app
 
+    from gpu_runner.worker import Runner
+    from product.inference import services
+
+    def rescue() -> None:
+        rescued = services.requests_rescue(
+            stalled_after=settings.GPU_RUNNER_STALLED_AFTER,
+            max_attempts=settings.INFERENCE_MAX_ATTEMPTS,
+        )
+        if rescued.requeued or rescued.failed:
+            logging.getLogger("gpu_runner").warning(
+                "rescued jobs of stalled runners: requeued %s, failed (out of attempts) %s",
+                rescued.requeued, rescued.failed,
+            )
+
+    heartbeat_file = settings.GPU_RUNNER_HEARTBEAT_FILE
+    # The worker connector's pool serves the LISTEN connection; the rest goes through Django.
     with app.replace_connector(app.connector.get_worker_connector()):
         async with app.open_async():
-            await app.run_worker_async(
+            runner = Runner(
+                app=app,
                 queues=queues,
-                wait=wait,
                 name=f"gpu-runner@{socket.gethostname()}:{os.getpid()}",
-                concurrency=settings.GPU_RUNNER_CONCURRENCY,
-                shutdown_graceful_timeout=settings.GPU_RUNNER_SHUTDOWN_GRACE,
-                install_signal_handlers=True,
+                capacity=settings.GPU_RUNNER_CONCURRENCY,
+                heartbeat_interval=settings.GPU_RUNNER_HEARTBEAT_INTERVAL,
+                shutdown_grace=settings.GPU_RUNNER_SHUTDOWN_GRACE,
+                poll_interval=settings.GPU_RUNNER_POLL_INTERVAL,
+                rescue=rescue,
+                heartbeat_file=Path(heartbeat_file) if heartbeat_file else None,
             )
+            await runner.run(wait=wait)
 
 
 if __name__ == "__main__":

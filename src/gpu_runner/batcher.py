@@ -1,10 +1,17 @@
 """Dynamic batching across jobs: inputs of jobs that wait together run in one forward pass.
 
-Each job hands its items to its model's batcher and awaits them. The batcher takes up to
-``max_batch_size`` waiting items (waiting at most ``max_wait`` for more once the first one
-arrives, so a lone request is barely delayed), runs them in the model's own thread, and gives
-each job back exactly its own outputs. If a batch fails, its items are run one by one so only
-the input that cannot run fails.
+Each job hands its inputs to its model's batcher and awaits them. The batcher
+
+- prepares (tokenises) inputs as they arrive, in its own thread, so preparing the next batch
+  overlaps the forward pass of the current one;
+- takes the oldest waiting inputs (a window of a few batches' worth, so nothing waits behind
+  inputs that arrived later), sorts them by length to cut padding, and cuts them into batches
+  bounded by a token budget (padded tokens: longest input × count) and a count;
+- when the model is idle, waits at most ``max_wait`` for more inputs to join before running,
+  so a lone request is barely delayed and a burst becomes one batch;
+- gives each job back exactly its own outputs, and reports progress of large requests;
+- when a batch fails (CUDA out of memory, a bad input), splits it in two and runs each half, so
+  only an input that cannot run even alone fails, with its own error.
 """
 
 from __future__ import annotations
@@ -12,42 +19,77 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from gpu_runner import metrics
 from gpu_runner.models.base import InferenceError, RunnerModel
 
 logger = logging.getLogger(__name__)
 
+# How many batches' worth of the oldest waiting inputs are sorted together.
+WINDOW_BATCHES = 4
 
-@dataclass
+
+@dataclass(eq=False)
+class _Job:
+    """The inputs one caller of ``run`` waits for."""
+
+    total: int
+    on_progress: Callable[[int], None] | None
+    done: int = 0
+    compute_ms: float = 0.0
+
+
+@dataclass(eq=False)
 class _Item:
-    value: str
-    future: asyncio.Future
-    # Share of forward-pass time spent on this item, in milliseconds.
-    compute_ms: float = field(default=0.0)
+    prepared: Any
+    tokens: int
+    job: _Job
+    future: asyncio.Future = field(repr=False)
 
 
 class Batcher:
-    def __init__(self, model: RunnerModel, *, max_batch_size: int, max_wait: float) -> None:
+    def __init__(
+        self,
+        model: RunnerModel,
+        *,
+        max_batch_size: int,
+        max_batch_tokens: int,
+        max_wait: float,
+    ) -> None:
+        if max_batch_tokens < model.max_input_tokens:
+            raise ValueError(
+                f"GPU_RUNNER_MAX_BATCH_TOKENS={max_batch_tokens} is smaller than one input of "
+                f"{model.spec.name} can be ({model.max_input_tokens} tokens)"
+            )
         self.model = model
         self.max_batch_size = max_batch_size
+        self.max_batch_tokens = max_batch_tokens
         self.max_wait = max_wait
-        self._pending: list[_Item] = []
+        self._pending: deque[_Item] = deque()
         self._arrived: asyncio.Event | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=model.spec.name)
         self._loop_task: asyncio.Task | None = None
+        name = model.spec.name
+        self._prepare_thread = ThreadPoolExecutor(1, thread_name_prefix=f"{name}-prepare")
+        self._model_thread = ThreadPoolExecutor(1, thread_name_prefix=f"{name}-model")
 
-    async def run(self, values: list[str]) -> tuple[list[Any], float]:
-        """Run ``values`` (batched with whatever else is waiting); return their outputs in
-        order and the model time spent on them in ms. Raises InferenceError for a bad input."""
+    async def run(
+        self, values: list[Any], *, on_progress: Callable[[int], None] | None = None
+    ) -> tuple[list[Any], float]:
+        """Run ``values`` (batched with whatever else is waiting); return their outputs in order
+        and the model time spent on them (ms). ``on_progress(done)`` is called as batches
+        finish. Raises InferenceError for an input the model cannot run."""
         loop = asyncio.get_running_loop()
-        if self._loop_task is None or self._loop_task.done():
-            # Bound to the running event loop, so it is created with the loop task.
-            self._arrived = asyncio.Event()
-            self._loop_task = loop.create_task(self._batch_loop(self._arrived))
-        items = [_Item(value, loop.create_future()) for value in values]
+        prepared = await loop.run_in_executor(self._prepare_thread, self.model.prepare, values)
+        job = _Job(total=len(values), on_progress=on_progress)
+        items = [
+            _Item(p, self.model.count_tokens(p), job, loop.create_future()) for p in prepared
+        ]
+        self._ensure_loop(loop)
         self._pending.extend(items)
         self._arrived.set()
         try:
@@ -56,48 +98,109 @@ class Batcher:
             for item in items:  # The job failed or was aborted: drop what has not run yet.
                 item.future.cancel()
             raise
-        return list(outputs), sum(item.compute_ms for item in items)
+        return list(outputs), job.compute_ms
+
+    def _ensure_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._loop_task is None or self._loop_task.done():
+            # An Event belongs to the loop it is used on, so it is made with the loop task.
+            self._arrived = asyncio.Event()
+            self._loop_task = loop.create_task(self._batch_loop(self._arrived))
 
     async def _batch_loop(self, arrived: asyncio.Event) -> None:
         while True:
             await arrived.wait()
-            if len(self._pending) < self.max_batch_size and self.max_wait > 0:
-                await asyncio.sleep(self.max_wait)  # Let jobs arriving together join in.
-            batch = [item for item in self._pending[: self.max_batch_size] if not item.future.done()]
-            del self._pending[: self.max_batch_size]
-            if not self._pending:
-                arrived.clear()
-            if batch:
-                await self._run_batch(batch)
+            if self.max_wait > 0 and not self._window_is_full():
+                await asyncio.sleep(self.max_wait)  # The model was idle: let a burst gather.
+            while self._pending:
+                for batch in self.plan(self._take_window()):
+                    batch = [item for item in batch if not item.future.done()]
+                    if batch:
+                        await self._run_batch(batch)
+            arrived.clear()
+
+    def _window_is_full(self) -> bool:
+        return len(self._pending) >= self.max_batch_size or (
+            sum(item.tokens for item in self._pending) >= self.max_batch_tokens
+        )
+
+    def _take_window(self) -> list[_Item]:
+        """The oldest waiting inputs, a few batches' worth (at least one input)."""
+        window: list[_Item] = []
+        tokens = 0
+        while self._pending and (
+            not window
+            or (
+                len(window) < WINDOW_BATCHES * self.max_batch_size
+                and tokens + self._pending[0].tokens <= WINDOW_BATCHES * self.max_batch_tokens
+            )
+        ):
+            item = self._pending.popleft()
+            window.append(item)
+            tokens += item.tokens
+        return window
+
+    def plan(self, items: list[_Item]) -> list[list[_Item]]:
+        """Sort by length and cut into batches whose padded size fits the budget."""
+        batches: list[list[_Item]] = []
+        batch: list[_Item] = []
+        for item in sorted(items, key=lambda item: item.tokens):
+            # Sorted ascending, so the newcomer is the longest: padded size = its length × n.
+            if batch and (
+                len(batch) == self.max_batch_size
+                or item.tokens * (len(batch) + 1) > self.max_batch_tokens
+            ):
+                batches.append(batch)
+                batch = []
+            batch.append(item)
+        if batch:
+            batches.append(batch)
+        return batches
 
     async def _run_batch(self, batch: list[_Item]) -> None:
         loop = asyncio.get_running_loop()
-        values = [item.value for item in batch]
         started = time.perf_counter()
         try:
-            outputs = await loop.run_in_executor(self._executor, self.model.run_batch, values)
-        except Exception as error:
-            if len(batch) == 1:
-                self._settle(batch[0], error=error)
-                return
-            logger.warning("batch of %d failed (%s); running its items one by one", len(batch), error)
-            for item in batch:
-                await self._run_batch([item])
-            return
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        logger.debug("batch of %d ran in %.1f ms", len(batch), elapsed_ms)
-        for item, output in zip(batch, outputs, strict=True):
-            item.compute_ms = elapsed_ms / len(batch)
-            self._settle(item, output=output)
-
-    @staticmethod
-    def _settle(item: _Item, *, output: Any = None, error: Exception | None = None) -> None:
-        if item.future.done():  # Its job was cancelled meanwhile.
-            return
-        if error is None:
-            item.future.set_result(output)
-        else:
-            item.future.set_exception(
-                error if isinstance(error, InferenceError)
-                else InferenceError(f"the model could not run this input: {error}")
+            outputs = await loop.run_in_executor(
+                self._model_thread, self.model.run_batch, [item.prepared for item in batch]
             )
+        except Exception as error:
+            await self._split(batch, error)
+            return
+        elapsed = time.perf_counter() - started
+        tokens = sum(item.tokens for item in batch)
+        name = self.model.spec.name
+        metrics.BATCH_SECONDS.labels(name).observe(elapsed)
+        metrics.BATCH_ITEMS.labels(name).observe(len(batch))
+        metrics.BATCH_TOKENS.labels(name).observe(tokens)
+        logger.debug("batch of %d (%d tokens) ran in %.1f ms", len(batch), tokens, elapsed * 1000)
+        touched: dict[int, _Job] = {}
+        for item, output in zip(batch, outputs, strict=True):
+            # Each input's share of the pass, by its tokens.
+            item.job.compute_ms += elapsed * 1000 * item.tokens / max(tokens, 1)
+            item.job.done += 1
+            touched[id(item.job)] = item.job
+            if not item.future.done():
+                item.future.set_result(output)
+        for job in touched.values():
+            if job.on_progress is not None and job.done < job.total:
+                job.on_progress(job.done)
+
+    async def _split(self, batch: list[_Item], error: Exception) -> None:
+        self.model.recover(error)
+        if len(batch) == 1:
+            item = batch[0]
+            metrics.INPUT_FAILURES.labels(self.model.spec.name).inc()
+            failure = self.model.explain(error, item.prepared)
+            if failure is not error:
+                failure.__cause__ = error  # Kept as the request's traceback.
+            if not item.future.done():
+                item.future.set_exception(failure)
+            return
+        metrics.BATCH_SPLITS.labels(self.model.spec.name).inc()
+        logger.warning("batch of %d failed (%s); splitting it in two", len(batch), error)
+        middle = len(batch) // 2
+        for half in (batch[:middle], batch[middle:]):
+            await self._run_batch(half)
+
+
+__all__ = ["Batcher", "InferenceError"]

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 from gpu_runner.batcher import Batcher
-from gpu_runner.device import describe, pick_device
+from gpu_runner.device import describe, pick_device, pick_dtype
 from gpu_runner.models.base import RunnerModel
 from product.inference.specs import REGISTRY, ModelSpec, get_spec
 
@@ -34,35 +34,39 @@ _current: Runtime | None = None
 
 
 def load_runtime() -> Runtime:
-    """Load, move to the device and warm up each hosted model (``GPU_RUNNER_MODELS``)."""
+    """Load each hosted model (``GPU_RUNNER_MODELS``) onto the device and warm it up with the
+    largest batches the budget allows, so a budget the device cannot hold fails here."""
     global _current
     device = pick_device(settings.GPU_RUNNER_DEVICE)
+    dtype = pick_dtype(settings.GPU_RUNNER_DTYPE, device)
     names = settings.GPU_RUNNER_MODELS or list(REGISTRY)
-    logger.info("device: %s; models: %s", describe(device), ", ".join(names))
+    logger.info("device: %s, %s; models: %s", describe(device), dtype, ", ".join(names))
     models: dict[str, RunnerModel] = {}
     batchers: dict[str, Batcher] = {}
+    budget = {
+        "max_batch_size": settings.GPU_RUNNER_MAX_BATCH_SIZE,
+        "max_batch_tokens": settings.GPU_RUNNER_MAX_BATCH_TOKENS,
+    }
     for name in names:
         spec = get_spec(name)
         started = time.perf_counter()
-        model = import_string(spec.implementation.replace(":", "."))(spec=spec, device=device)
+        model = import_string(spec.implementation.replace(":", "."))(
+            spec=spec, device=device, dtype=dtype
+        )
         model.load()
         loaded = time.perf_counter()
-        model.warm_up(settings.GPU_RUNNER_MAX_BATCH_SIZE)
+        batchers[name] = Batcher(model, max_wait=settings.GPU_RUNNER_BATCH_WAIT_MS / 1000, **budget)
+        model.warm_up(**budget)
         logger.info(
-            "%s: loaded in %.2f s, warmed up (batch %d) in %.2f s",
-            name, loaded - started, settings.GPU_RUNNER_MAX_BATCH_SIZE,
+            "%s: loaded in %.2f s, warmed up (batches of up to %d inputs / %d tokens) in %.2f s",
+            name, loaded - started, budget["max_batch_size"], budget["max_batch_tokens"],
             time.perf_counter() - loaded,
         )
         models[name] = model
-        batchers[name] = Batcher(
-            model,
-            max_batch_size=settings.GPU_RUNNER_MAX_BATCH_SIZE,
-            max_wait=settings.GPU_RUNNER_BATCH_WAIT_MS / 1000,
-        )
     _current = Runtime(models=models, batchers=batchers)
     return _current
 
 
 def current_runtime() -> Runtime:
-    """The loaded runtime; loads it on first use when a plain Procrastinate worker runs jobs."""
+    """The loaded runtime; loads it on first use (e.g. when a test runs the task in-process)."""
     return _current or load_runtime()

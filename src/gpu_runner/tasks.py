@@ -1,37 +1,91 @@
 """The one task the runner executes: run an InferenceRequest and write its outcome.
 
-The task takes an id, loads what it needs and calls services (the task is an API). Database
-errors are retried by Procrastinate; an input the model cannot run fails the request with a
-readable error and fails the job, so the queue's admin shows the truth.
+The task takes an id, claims the request for its job, hands the inputs to the model's batcher
+and writes the outcome; every database write is grouped with the same write of other jobs
+(``RequestWrites``). Database errors are retried by Procrastinate's retry strategy; an input the
+model cannot run fails the request with a readable error and fails the job, so the queue's admin
+shows the truth.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+import traceback
 
 import psycopg
-from asgiref.sync import sync_to_async
 from django import db
 from django.conf import settings
 from procrastinate import JobContext, RetryStrategy
 from procrastinate.contrib.django import app
+from procrastinate.job_context import AbortReason
 
+from gpu_runner.coalesce import Coalescer
+from gpu_runner.db import in_db
 from gpu_runner.models.base import InferenceError
 from gpu_runner.runtime import current_runtime
 from product.inference import services
 from product.inference.jobs import RUN_REQUEST_TASK
+from product.inference.models import RequestStatus
+from product.inference.services import Claim, Outcome
 
 logger = logging.getLogger(__name__)
 
+# A bulk request reports progress at most this often.
+PROGRESS_INTERVAL = 0.5
 
-def _in_db(function):
-    """Run a service in Django's database thread, on a connection known to be usable."""
 
-    def call(**kwargs):
-        db.close_old_connections()
-        return function(**kwargs)
+class RequestWrites:
+    """The task's writes to request rows, each grouped across the jobs doing it together."""
 
-    return sync_to_async(call)
+    def __init__(self) -> None:
+        self.starts = Coalescer(self._start)
+        self.finishes = Coalescer(in_db(_finish))
+        self.progress = Coalescer(in_db(_progress))
+        self.releases = Coalescer(in_db(_release))
+
+    @staticmethod
+    async def _start(claims: list[Claim]) -> list:
+        started = await in_db(services.requests_start)(claims=claims)
+        return [started.get(claim.job_id) for claim in claims]
+
+    def progress_reporter(self, claim: Claim):
+        last = 0.0
+
+        def report(done: int) -> None:
+            nonlocal last
+            now = time.monotonic()
+            if now - last >= PROGRESS_INTERVAL:
+                last = now
+                self.progress.post((claim, done))
+
+        return report
+
+
+def _finish(outcomes: list[Outcome]) -> list[None]:
+    services.requests_finish(outcomes=outcomes)
+    return [None] * len(outcomes)
+
+
+def _progress(progress: list[tuple[Claim, int]]) -> list[None]:
+    services.requests_progress(progress=progress)
+    return [None] * len(progress)
+
+
+def _release(job_ids: list[int]) -> list[None]:
+    services.requests_release(job_ids=job_ids)
+    return [None] * len(job_ids)
+
+
+_writes: RequestWrites | None = None
+
+
+def request_writes() -> RequestWrites:
+    global _writes
+    if _writes is None:
+        _writes = RequestWrites()
+    return _writes
 
 
 @app.task(
@@ -44,18 +98,42 @@ def _in_db(function):
     ),
 )
 async def run_request(context: JobContext, request_id: int) -> None:
-    job_id = context.job.id
-    request = await _in_db(services.request_start)(request_id=request_id, job_id=job_id)
+    writes = request_writes()
+    claim = Claim(request_id=request_id, job_id=context.job.id)
+    request = await writes.starts.submit(claim)
     if request is None:
-        logger.info("job %s: request %s is cancelled, gone or requeued; skipping", job_id, request_id)
+        logger.info("job %s: request %s is cancelled, gone or requeued; skipping", claim.job_id, request_id)
         return
     runtime = current_runtime()
     try:
-        outputs, compute_ms = await runtime.batcher(request.model).run(request.inputs)
+        outputs, compute_ms = await runtime.batcher(request.model).run(
+            request.inputs, on_progress=writes.progress_reporter(claim)
+        )
     except InferenceError as error:
-        await _in_db(services.request_fail)(request_id=request_id, job_id=job_id, error=str(error))
+        await writes.finishes.submit(_failure(claim, str(error), error.__cause__))
+        raise
+    except asyncio.CancelledError:
+        if context.abort_reason() is AbortReason.SHUTDOWN:
+            await writes.releases.submit(claim.job_id)  # Handed back: show it queued again.
+        raise
+    except Exception as error:
+        if context.job.attempts + 1 >= settings.INFERENCE_MAX_ATTEMPTS:
+            await writes.finishes.submit(_failure(claim, f"the runner failed: {error}", error))
         raise
     output = runtime.models[request.model].pack(outputs)
-    await _in_db(services.request_succeed)(
-        request_id=request_id, job_id=job_id, output=output, compute_ms=compute_ms
+    await writes.finishes.submit(
+        Outcome(
+            request_id=request_id, job_id=claim.job_id, status=RequestStatus.SUCCEEDED,
+            output=output, compute_ms=compute_ms,
+        )
+    )
+
+
+def _failure(claim: Claim, message: str, cause: BaseException | None) -> Outcome:
+    return Outcome(
+        request_id=claim.request_id,
+        job_id=claim.job_id,
+        status=RequestStatus.FAILED,
+        error=message,
+        traceback="".join(traceback.format_exception(cause)) if cause is not None else "",
     )

@@ -57,27 +57,69 @@ def test_a_finished_request_cannot_be_cancelled(make_user):
         services.request_cancel(request=request)
 
 
+def _start(request) -> dict:
+    return services.requests_start(claims=[services.Claim(request.pk, request.job_id)])
+
+
 def test_runner_writes_are_ignored_once_the_request_is_cancelled(make_user):
     request = services.request_submit(user=make_user(), model=MINILM.name, raw_input="hello")
-    assert services.request_start(request_id=request.pk, job_id=request.job_id) is not None
+    assert request.job_id in _start(request)
     services.request_cancel(request=request)
 
-    written = services.request_succeed(
-        request_id=request.pk, job_id=request.job_id, output={"embeddings": []}, compute_ms=1.0
+    written = services.requests_finish(
+        outcomes=[
+            services.Outcome(
+                request.pk, request.job_id, RequestStatus.SUCCEEDED,
+                output={"embeddings": []}, compute_ms=1.0,
+            )
+        ]
     )
 
     request.refresh_from_db()
-    assert written is False
+    assert written == set()
     assert request.status == RequestStatus.CANCELLED and request.output is None
 
 
 def test_a_stale_job_cannot_overwrite_a_requeued_request(make_user):
     request = services.request_submit(user=make_user(), model=MINILM.name, raw_input="hello")
     old_job = request.job_id
-    services.request_start(request_id=request.pk, job_id=old_job)
-    services.request_fail(request_id=request.pk, job_id=old_job, error="first try failed")
+    _start(request)
+    services.requests_finish(
+        outcomes=[
+            services.Outcome(request.pk, old_job, RequestStatus.FAILED, error="first try failed")
+        ]
+    )
     request = services.request_requeue(request=InferenceRequest.objects.get(pk=request.pk))
 
-    assert services.request_start(request_id=request.pk, job_id=old_job) is None
+    assert services.requests_start(claims=[services.Claim(request.pk, old_job)]) == {}
     assert request.job_id != old_job
     assert request.status == RequestStatus.QUEUED and request.error == ""
+
+
+def test_bulk_writes_touch_only_the_requests_their_jobs_still_own(make_user):
+    user = make_user()
+    kept, cancelled = (
+        services.request_submit(user=user, model=MINILM.name, raw_input=text)
+        for text in ("kept", "cancelled")
+    )
+    started = services.requests_start(
+        claims=[services.Claim(r.pk, r.job_id) for r in (kept, cancelled)]
+    )
+    assert set(started) == {kept.job_id, cancelled.job_id}
+    services.request_cancel(request=cancelled)
+
+    services.requests_progress(
+        progress=[(services.Claim(r.pk, r.job_id), 1) for r in (kept, cancelled)]
+    )
+    written = services.requests_finish(
+        outcomes=[
+            services.Outcome(r.pk, r.job_id, RequestStatus.SUCCEEDED, output={"n": r.pk})
+            for r in (kept, cancelled)
+        ]
+    )
+
+    assert written == {kept.pk}
+    kept.refresh_from_db()
+    cancelled.refresh_from_db()
+    assert (kept.status, kept.output, kept.items_done) == ("succeeded", {"n": kept.pk}, 1)
+    assert (cancelled.status, cancelled.output, cancelled.items_done) == ("cancelled", None, 0)

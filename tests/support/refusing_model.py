@@ -11,14 +11,21 @@ from product.inference.specs import ModelSpec
 
 class RefusingModel(RunnerModel):
     refuse = False
+    max_input_tokens = 100
 
     def load(self) -> None:
         pass
 
-    def run_batch(self, items: list[str]) -> list[list[float]]:
+    def prepare(self, inputs: list[str]) -> list[str]:
+        return list(inputs)
+
+    def synthetic_input(self, tokens: int) -> str:
+        return "x" * tokens
+
+    def run_batch(self, batch: list[str]) -> list[list[float]]:
         if RefusingModel.refuse:
             raise InferenceError("this test model refuses its input")
-        return [[float(len(item))] for item in items]
+        return [[float(len(item))] for item in batch]
 
     def pack(self, outputs: list[list[float]]) -> dict:
         return {"dim": 1, "embeddings": outputs}

@@ -1,4 +1,4 @@
-"""Run the real task through a real Procrastinate worker inside the test process."""
+"""Run the real task through the real runner worker inside the test process."""
 
 from __future__ import annotations
 
@@ -8,18 +8,22 @@ from asgiref.sync import sync_to_async
 from django import db
 from procrastinate.contrib.django import app
 
+from gpu_runner.worker import Runner
 
-def drain(queues: list[str]) -> None:
+
+def drain(queues: list[str], *, capacity: int = 16) -> None:
     """Run every job waiting on ``queues`` now, then return."""
     import gpu_runner.tasks  # noqa: F401  (registers the task, as the runner does)
 
     async def work() -> None:
         with app.replace_connector(app.connector.get_worker_connector()):
             async with app.open_async():
-                await app.run_worker_async(
-                    queues=queues, wait=False, concurrency=4, install_signal_handlers=False
+                runner = Runner(
+                    app=app, queues=queues, name="test-drain", capacity=capacity,
+                    heartbeat_interval=5.0, shutdown_grace=5.0,
                 )
-        # The task's database work ran in asgiref's thread: close that thread's connection.
+                await runner.run(wait=False, install_signal_handlers=False)
+        # The runner's database work ran in asgiref's thread: close that thread's connection.
         await sync_to_async(db.connections.close_all)()
 
     asyncio.run(work())

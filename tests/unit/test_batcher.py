@@ -11,23 +11,41 @@ from product.inference.specs import MINILM
 
 
 class LengthModel(RunnerModel):
-    """Outputs each text's length; refuses texts containing 'boom'. Records its batches."""
+    """Outputs each text's length (a text's tokens are its characters); refuses texts
+    containing 'boom'; runs out of memory above ``memory`` padded tokens. Records its batches."""
 
-    def __init__(self):
-        super().__init__(spec=MINILM, device=torch.device("cpu"))
+    max_input_tokens = 16
+
+    def __init__(self, memory: int | None = None):
+        super().__init__(spec=MINILM, device=torch.device("cpu"), dtype=torch.float32)
+        self.memory = memory
         self.batches: list[list[str]] = []
 
     def load(self):
         pass
 
-    def run_batch(self, items):
-        self.batches.append(list(items))
-        if any("boom" in item for item in items):
+    def prepare(self, inputs):
+        return list(inputs)
+
+    def synthetic_input(self, tokens):
+        return "w" * tokens
+
+    def run_batch(self, batch):
+        if self.memory is not None and max(map(len, batch)) * len(batch) > self.memory:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        self.batches.append(list(batch))
+        if any("boom" in item for item in batch):
             raise ValueError("cannot run 'boom'")
-        return [len(item) for item in items]
+        return [len(item) for item in batch]
 
     def pack(self, outputs):
         return {"lengths": outputs}
+
+
+def batcher_for(model, *, max_batch_size=64, max_batch_tokens=64, max_wait=0.01):
+    return Batcher(
+        model, max_batch_size=max_batch_size, max_batch_tokens=max_batch_tokens, max_wait=max_wait
+    )
 
 
 def run(coroutine):
@@ -36,7 +54,7 @@ def run(coroutine):
 
 def test_jobs_waiting_together_share_one_forward_pass_and_get_their_own_results():
     model = LengthModel()
-    batcher = Batcher(model, max_batch_size=16, max_wait=0.01)
+    batcher = batcher_for(model)
 
     async def scenario():
         return await asyncio.gather(
@@ -50,43 +68,103 @@ def test_jobs_waiting_together_share_one_forward_pass_and_get_their_own_results(
 
 def test_a_batch_never_exceeds_the_size_limit():
     model = LengthModel()
-    batcher = Batcher(model, max_batch_size=3, max_wait=0.01)
-    outputs, _ = run(batcher.run(["x"] * 7))
+    outputs, _ = run(batcher_for(model, max_batch_size=3).run(["x"] * 7))
     assert outputs == [1] * 7
     assert [len(batch) for batch in model.batches] == [3, 3, 1]
 
 
-def test_a_failing_input_fails_only_its_own_job():
+def test_batches_are_sorted_by_length_and_bounded_by_the_token_budget():
     model = LengthModel()
-    batcher = Batcher(model, max_batch_size=16, max_wait=0.01)
+    texts = ["x" * n for n in (9, 1, 8, 2, 7, 3)]
+    outputs, _ = run(batcher_for(model, max_batch_tokens=16).run(texts))
+
+    assert outputs == [9, 1, 8, 2, 7, 3]  # Each caller's order is kept.
+    assert model.batches == [["x", "xx", "xxx"], ["x" * 7, "x" * 8], ["x" * 9]]
+    assert all(max(map(len, b)) * len(b) <= 16 for b in model.batches)
+
+
+def test_a_budget_smaller_than_one_input_is_refused_at_start():
+    with pytest.raises(ValueError, match="smaller than one input"):
+        batcher_for(LengthModel(), max_batch_tokens=8)
+
+
+def test_warm_up_runs_the_largest_batches_the_budget_allows():
+    model = LengthModel()
+    model.warm_up(max_batch_size=8, max_batch_tokens=64)
+    assert sorted((len(b), len(b[0])) for b in model.batches) == [(4, 16), (8, 8)]
+
+
+def test_warm_up_fails_when_the_budget_does_not_fit_in_memory():
+    with pytest.raises(torch.OutOfMemoryError):
+        LengthModel(memory=32).warm_up(max_batch_size=8, max_batch_tokens=64)
+
+
+def test_out_of_memory_splits_the_batch_until_it_fits():
+    model = LengthModel(memory=8)
+    outputs, _ = run(batcher_for(model).run(["ab"] * 10))
+    assert outputs == [2] * 10
+    assert all(len(b) * 2 <= 8 for b in model.batches)
+
+
+def test_only_an_input_that_cannot_run_alone_fails_and_says_why():
+    batcher = batcher_for(LengthModel(memory=10))
 
     async def scenario():
         return await asyncio.gather(
-            batcher.run(["fine"]), batcher.run(["boom"]), return_exceptions=True
+            batcher.run(["short"] * 2), batcher.run(["x" * 12]),
+            return_exceptions=True,
         )
 
-    good, bad = run(scenario())
-    assert good[0] == [4]
+    small, huge = run(scenario())
+    assert small[0] == [5, 5]
+    assert isinstance(huge, InferenceError)
+    assert "12 tokens" in str(huge) and "memory" in str(huge)
+    assert isinstance(huge.__cause__, torch.OutOfMemoryError)
+
+
+def test_a_failing_input_fails_only_its_own_job():
+    batcher = batcher_for(LengthModel())
+
+    async def scenario():
+        return await asyncio.gather(
+            batcher.run(["fine"]), batcher.run(["boom"]), batcher.run(["also fine"]),
+            return_exceptions=True,
+        )
+
+    good, bad, also_good = run(scenario())
+    assert good[0] == [4] and also_good[0] == [9]
     assert isinstance(bad, InferenceError)
     assert "cannot run 'boom'" in str(bad)
 
 
-def test_compute_time_is_reported_per_job():
-    batcher = Batcher(LengthModel(), max_batch_size=16, max_wait=0)
-    _, compute_ms = run(batcher.run(["a", "b"]))
+def test_large_requests_report_progress_as_batches_finish():
+    seen = []
+    batcher = batcher_for(LengthModel(), max_batch_size=4, max_wait=0)
+    outputs, compute_ms = run(batcher.run(["x"] * 10, on_progress=seen.append))
+    assert outputs == [1] * 10
+    assert seen == [4, 8]  # The last batch completes the request; no progress call for it.
     assert compute_ms >= 0
 
 
-def test_a_lone_job_is_not_held_back_waiting_for_a_full_batch():
+def test_older_inputs_are_not_overtaken_by_a_stream_of_newer_ones():
     model = LengthModel()
-    batcher = Batcher(model, max_batch_size=1000, max_wait=0.005)
+    batcher = batcher_for(model, max_batch_size=2, max_batch_tokens=32, max_wait=0)
+
+    async def scenario():
+        old = asyncio.ensure_future(batcher.run(["x" * 16]))
+        await asyncio.sleep(0)
+        newer = [asyncio.ensure_future(batcher.run(["y"])) for _ in range(40)]
+        await old
+        done_when_old_finished = sum(task.done() for task in newer)
+        await asyncio.gather(*newer)
+        return done_when_old_finished
+
+    # The long input is in the first window, so at most a window's worth of short ones
+    # (WINDOW_BATCHES batches) ran before it.
+    assert run(scenario()) <= 8
+
+
+def test_a_lone_job_is_not_held_back_waiting_for_a_full_batch():
+    batcher = batcher_for(LengthModel(), max_batch_size=1000, max_wait=0.005)
     outputs, _ = run(asyncio.wait_for(batcher.run(["solo"]), timeout=5))
     assert outputs == [4]
-
-
-@pytest.mark.parametrize("size", [1, 5])
-def test_outputs_come_back_in_input_order(size):
-    batcher = Batcher(LengthModel(), max_batch_size=2, max_wait=0)
-    texts = ["x" * n for n in range(1, size + 1)]
-    outputs, _ = run(batcher.run(texts))
-    assert outputs == list(range(1, size + 1))

@@ -1,8 +1,9 @@
-"""What every runner-side model implements: load once, run a batch of inputs."""
+"""What every runner-side model implements: prepare inputs, run a batch, pack a result."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -15,25 +16,69 @@ class InferenceError(Exception):
 
 
 class RunnerModel(ABC):
-    """A model the runner hosts. Subclasses say how to load it and how to run one batch;
-    the runner owns the rest (device choice, batching, retries, writing results)."""
+    """A model the runner hosts. Subclasses say how to load it, prepare inputs and run one
+    batch; the runner owns the rest (device, batching, splitting failed batches, results).
 
-    def __init__(self, *, spec: ModelSpec, device: torch.device) -> None:
+    ``prepare`` runs in a thread of its own, so it overlaps the forward pass of the batch
+    before; ``run_batch`` runs in the model's thread, one batch at a time.
+    """
+
+    #: The most tokens one prepared input can have (longer inputs are truncated by prepare).
+    max_input_tokens: int = 1
+
+    def __init__(self, *, spec: ModelSpec, device: torch.device, dtype: torch.dtype) -> None:
         self.spec = spec
         self.device = device
+        self.dtype = dtype
 
     @abstractmethod
     def load(self) -> None:
-        """Load weights onto ``self.device``. Called once, before any job is taken."""
+        """Load weights onto ``self.device`` in ``self.dtype``. Called once, before any job."""
 
     @abstractmethod
-    def run_batch(self, items: list[str]) -> list[Any]:
-        """Run one forward pass over ``items``; return one JSON-ready output per item."""
+    def prepare(self, inputs: list[Any]) -> list[Any]:
+        """Turn inputs into what ``run_batch`` takes (e.g. token ids), one per input."""
 
-    def warm_up(self, batch_size: int) -> None:
-        """Run a full-size batch so kernels, allocator and caches are ready before jobs come."""
-        self.run_batch(["The runner warms up before it takes any job."] * batch_size)
+    def count_tokens(self, prepared: Any) -> int:
+        """The size of one prepared input, in the unit of the batch budget."""
+        return len(prepared)
+
+    @abstractmethod
+    def run_batch(self, batch: list[Any]) -> list[Any]:
+        """Run one forward pass over prepared inputs; one JSON-ready output per input."""
+
+    @abstractmethod
+    def synthetic_input(self, tokens: int) -> Any:
+        """A prepared input of exactly ``tokens`` tokens, for warm-up."""
+
+    def warm_up(self, *, max_batch_size: int, max_batch_tokens: int) -> None:
+        """Run the largest batches the budget allows (the most inputs, and the longest), so
+        kernels and memory are ready and a budget too big for the device fails at start."""
+        longest = min(self.max_input_tokens, max_batch_tokens)
+        shapes = {
+            (max(1, min(max_batch_size, max_batch_tokens // longest)), longest),
+            (max_batch_size, max(1, min(longest, max_batch_tokens // max_batch_size))),
+        }
+        for count, tokens in sorted(shapes):
+            self.run_batch([self.synthetic_input(tokens)] * count)
 
     @abstractmethod
     def pack(self, outputs: list[Any]) -> dict:
-        """The request's stored result, from the outputs of its items in order."""
+        """The request's stored result, from the outputs of its inputs in order."""
+
+    def recover(self, error: Exception) -> None:
+        """Called after a batch failed, before its halves run: free what the failure left."""
+        if isinstance(error, torch.OutOfMemoryError) and self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    def explain(self, error: Exception, prepared: Any) -> InferenceError:
+        """The error the user sees when this one input cannot run, even alone."""
+        if isinstance(error, InferenceError):
+            return error
+        if isinstance(error, torch.OutOfMemoryError):
+            return InferenceError(
+                f"this input ({self.count_tokens(prepared)} tokens) needs more {self.device.type} "
+                "memory than the runner has free, even on its own"
+            )
+        return InferenceError(f"the model could not run this input: {error}")
+

