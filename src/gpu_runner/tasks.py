@@ -92,7 +92,8 @@ def request_writes() -> RequestWrites:
     name=RUN_REQUEST_TASK,
     pass_context=True,
     retry=RetryStrategy(
-        max_attempts=settings.INFERENCE_MAX_ATTEMPTS,
+        # Procrastinate counts retries; INFERENCE_MAX_ATTEMPTS counts runs.
+        max_attempts=settings.INFERENCE_MAX_ATTEMPTS - 1,
         exponential_wait=2,
         retry_exceptions={db.OperationalError, db.InterfaceError, psycopg.OperationalError},
     ),

@@ -156,7 +156,8 @@ PROCRASTINATE_READONLY_MODELS = True
 INFERENCE_STATUS_CHANNEL = "inference_status"
 # Seconds between keep-alive comments on a live-status stream (proxies drop idle streams).
 INFERENCE_STREAM_KEEPALIVE = env_float("INFERENCE_STREAM_KEEPALIVE", 15.0)
-# Attempts per job for transient failures (database errors); inference errors are not retried.
+# Runs a request's job gets before it fails for good: a transient error (database) or a lost
+# runner (crash, kill) costs one; an input the model cannot run fails at once.
 INFERENCE_MAX_ATTEMPTS = env_int("INFERENCE_MAX_ATTEMPTS", 3)
 
 # --- GPU runner -----------------------------------------------------------------------------

@@ -89,9 +89,8 @@ class Process:
         return self.popen.returncode
 
 
-def start_runner(log_dir: Path, *args: str, **env: str) -> Process:
-    runner = Process("runner", [sys.executable, "-m", "gpu_runner", *args], child_env(**env), log_dir)
-    return runner
+def start_runner(log_dir: Path, *args: str, name: str = "runner", **env: str) -> Process:
+    return Process(name, [sys.executable, "-m", "gpu_runner", *args], child_env(**env), log_dir)
 
 
 def start_web(log_dir: Path) -> tuple[Process, str]:

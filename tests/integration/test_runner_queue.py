@@ -1,0 +1,178 @@
+"""The runner's worker keeps Procrastinate's guarantees while taking many jobs per round trip:
+priority order, locks, retries, aborts, heartbeats and hand-back, on real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from asgiref.sync import sync_to_async
+from django import db
+from django.db import connection
+from procrastinate import RetryStrategy
+from procrastinate.contrib.django import app
+from procrastinate.contrib.django.models import ProcrastinateEvent, ProcrastinateJob
+
+from gpu_runner.worker import Runner
+from product import jobqueue
+
+pytestmark = pytest.mark.usefixtures("clean_queue")
+
+QUEUE = "tests.runner"
+ran: list[tuple[str, int]] = []
+
+
+@app.task(name="tests.record", queue=QUEUE, pass_context=True)
+async def record(context, label: str) -> None:
+    ran.append((label, context.job.id))
+
+
+@app.task(name="tests.flaky", queue=QUEUE, retry=RetryStrategy(max_attempts=3, wait=0))
+async def flaky() -> None:
+    raise RuntimeError("still broken")
+
+
+@app.task(name="tests.slow", queue=QUEUE)
+async def slow() -> None:
+    await asyncio.sleep(60)
+
+
+@pytest.fixture(autouse=True)
+def fresh_record():
+    ran.clear()
+
+
+def run_runner(*, capacity=64, stop_after: float | None = None, during=None, grace=5.0) -> None:
+    """Run a runner on QUEUE until the queue is empty (or for ``stop_after`` seconds)."""
+
+    async def work() -> None:
+        with app.replace_connector(app.connector.get_worker_connector()):
+            async with app.open_async():
+                runner = Runner(
+                    app=app, queues=[QUEUE], name="test", capacity=capacity,
+                    heartbeat_interval=0.2, shutdown_grace=grace, poll_interval=0.05,
+                )
+                task = asyncio.ensure_future(runner.run(wait=stop_after is not None,
+                                                        install_signal_handlers=False))
+                if stop_after is not None:
+                    await asyncio.sleep(stop_after)
+                    if during is not None:
+                        await during(runner)
+                    runner.stop()
+                await task
+        await sync_to_async(db.connections.close_all)()  # The runner's database thread.
+
+    asyncio.run(work())
+
+
+def statuses() -> dict[int, str]:
+    return dict(ProcrastinateJob.objects.values_list("id", "status"))
+
+
+def test_one_fetch_takes_many_jobs_in_priority_then_age_order():
+    low = record.configure(priority=0).defer(label="low")
+    high = record.configure(priority=5).defer(label="high")
+    mid = record.configure(priority=1).defer(label="mid")
+    worker_id = jobqueue.register_worker()
+
+    taken = jobqueue.fetch(worker_id=worker_id, queues=[QUEUE], limit=10)
+
+    assert [job.id for job in taken] == [high, mid, low]
+    assert set(statuses().values()) == {"doing"}
+
+
+def test_jobs_sharing_a_lock_run_one_at_a_time_in_order():
+    first = record.configure(lock="L").defer(label="L1")
+    second = record.configure(lock="L").defer(label="L2")
+    free = record.defer(label="free")
+    worker_id = jobqueue.register_worker()
+
+    assert [j.id for j in jobqueue.fetch(worker_id=worker_id, queues=[QUEUE], limit=10)] == [first, free]
+    assert jobqueue.fetch(worker_id=worker_id, queues=[QUEUE], limit=10) == []
+    jobqueue.finish(worker_id=worker_id, outcomes=[(first, "succeeded")])
+    assert [j.id for j in jobqueue.fetch(worker_id=worker_id, queues=[QUEUE], limit=10)] == [second]
+
+
+def test_a_queueing_lock_still_refuses_a_second_waiting_job():
+    from procrastinate.exceptions import AlreadyEnqueued
+
+    record.configure(queueing_lock="once").defer(label="a")
+    with pytest.raises(AlreadyEnqueued):
+        record.configure(queueing_lock="once").defer(label="b")
+
+
+def test_the_runner_runs_every_job_once_and_procrastinate_records_it():
+    ids = [record.defer(label=f"job {n}") for n in range(300)]
+
+    run_runner(capacity=64)
+
+    assert sorted(job_id for _, job_id in ran) == sorted(ids)
+    jobs = ProcrastinateJob.objects.filter(id__in=ids)
+    assert {(job.status, job.attempts) for job in jobs} == {("succeeded", 1)}
+    events = ProcrastinateEvent.objects.filter(job_id__in=ids)
+    assert sorted(events.values_list("type", flat=True).distinct()) == [
+        "deferred", "started", "succeeded"
+    ]
+    assert events.filter(type="succeeded").count() == 300
+
+
+def test_a_failing_job_is_retried_by_its_strategy_then_fails():
+    job_id = flaky.defer()
+
+    run_runner()
+
+    job = ProcrastinateJob.objects.get(id=job_id)
+    # Procrastinate's max_attempts counts retries: one run, then three more.
+    assert (job.status, job.attempts) == ("failed", 4)
+    types = list(
+        ProcrastinateEvent.objects.filter(job_id=job_id).order_by("id").values_list("type", flat=True)
+    )
+    assert types.count("deferred_for_retry") == 3 and types[-1] == "failed"
+
+
+def test_an_abort_request_stops_a_running_job():
+    job_id = slow.defer()
+
+    async def abort(runner):
+        await sync_to_async(app.job_manager.cancel_job_by_id)(job_id, abort=True)
+        await asyncio.sleep(0.5)
+
+    run_runner(stop_after=0.5, during=abort)
+
+    assert ProcrastinateJob.objects.get(id=job_id).status == "aborted"
+
+
+def test_a_stopping_runner_hands_unfinished_jobs_back_untried():
+    job_id = slow.defer()
+
+    run_runner(stop_after=0.5, grace=0.2)
+
+    job = ProcrastinateJob.objects.get(id=job_id)
+    assert (job.status, job.attempts) == ("todo", 0)
+    types = list(ProcrastinateEvent.objects.filter(job_id=job_id).values_list("type", flat=True))
+    assert "deferred_for_retry" in types
+
+
+def test_a_running_runner_keeps_its_heartbeat_and_leaves_no_trace_when_stopped():
+    beats = []
+
+    async def watch(runner):
+        for _ in range(3):
+            beats.append(await _heartbeat(runner.worker_id))
+            await asyncio.sleep(0.3)
+
+    run_runner(stop_after=0.1, during=watch)
+
+    assert beats[0] < beats[1] < beats[2]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM procrastinate_workers")
+        assert cursor.fetchone()[0] == 0
+
+
+async def _heartbeat(worker_id):
+    def read():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT last_heartbeat FROM procrastinate_workers WHERE id = %s", [worker_id])
+            return cursor.fetchone()[0]
+
+    return await sync_to_async(read)()
