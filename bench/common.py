@@ -55,3 +55,62 @@ def describe_machine() -> str:
     import platform
 
     return f"{platform.node()}: {os.cpu_count()} CPUs, Python {platform.python_version()}"
+
+
+_WORDS = (
+    "the a model queue request runner batch token vector fast small large green quiet river "
+    "city light music train paper window coffee morning evening garden history science market "
+    "student engine bridge cloud signal answer question story winter summer mountain ocean"
+).split()
+
+
+def sentences(count: int, *, words: tuple[int, int] = (6, 18), seed: int = 7) -> list[str]:
+    """``count`` distinct English-like sentences of ``words`` (min, max) words each."""
+    import random
+
+    rng = random.Random(seed)
+    return [
+        " ".join(rng.choice(_WORDS) for _ in range(rng.randint(*words))).capitalize() + f" {n}."
+        for n in range(count)
+    ]
+
+
+def load_model():
+    """The first registered model, loaded as the runner loads it (device, dtype from env)."""
+    from django.conf import settings
+
+    from gpu_runner.device import pick_device, pick_dtype
+    from product.inference.specs import MINILM
+
+    from django.utils.module_loading import import_string
+
+    device = pick_device(settings.GPU_RUNNER_DEVICE)
+    model = import_string(MINILM.implementation.replace(":", "."))(
+        spec=MINILM, device=device, dtype=pick_dtype(settings.GPU_RUNNER_DTYPE, device)
+    )
+    model.load()
+    return model
+
+
+def raw_throughput(model, texts: list[str], batch_size: int, *, seconds: float = 5.0) -> dict:
+    """Texts/s and real tokens/s of back-to-back forward passes at ``batch_size`` (texts
+    sorted by length as the batcher does; tokenisation excluded, as it overlaps in the runner)."""
+    import time
+
+    import torch
+
+    prepared = sorted(model.prepare(texts), key=len)
+    batches = [prepared[i : i + batch_size] for i in range(0, len(prepared), batch_size)]
+    model.run_batch(batches[0])  # Warm this shape up.
+    done_texts = done_tokens = 0
+    started = time.perf_counter()
+    while True:
+        for batch in batches:
+            model.run_batch(batch)
+            done_texts += len(batch)
+            done_tokens += sum(map(len, batch))
+        if model.device.type == "cuda":
+            torch.cuda.synchronize()
+        elapsed = time.perf_counter() - started
+        if elapsed >= seconds:
+            return {"batch": batch_size, "texts_s": done_texts / elapsed, "tokens_s": done_tokens / elapsed}
