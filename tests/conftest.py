@@ -86,11 +86,16 @@ def live_stack(django_db_setup, django_db_blocker, tmp_path_factory):
     from tests.support.processes import start_runner, start_web
 
     log_dir = tmp_path_factory.mktemp("stack")
-    with django_db_blocker.unblock():
-        runner = start_runner(log_dir)
-        web, base_url = start_web(log_dir)
-        runner.wait_for_output("taking jobs from")
-    yield Stack(base_url, web, runner)
-    web.terminate()
-    runner.terminate()
+    started = []
+    try:
+        with django_db_blocker.unblock():
+            runner = start_runner(log_dir)
+            started.append(runner)
+            web, base_url = start_web(log_dir)
+            started.append(web)
+            runner.wait_for_output("taking jobs from")
+        yield Stack(base_url, web, runner)
+    finally:
+        for process in reversed(started):
+            process.terminate()
 

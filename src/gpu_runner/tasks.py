@@ -88,15 +88,21 @@ def request_writes() -> RequestWrites:
     return _writes
 
 
+# Transient: the database went away. Anything else is a bug or a bad input, not worth a retry.
+RETRYABLE = (db.OperationalError, db.InterfaceError, psycopg.OperationalError)
+
+
 @app.task(
     name=RUN_REQUEST_TASK,
     pass_context=True,
+    # Procrastinate counts retries; INFERENCE_MAX_ATTEMPTS counts runs (and 0 retries is None).
     retry=RetryStrategy(
-        # Procrastinate counts retries; INFERENCE_MAX_ATTEMPTS counts runs.
         max_attempts=settings.INFERENCE_MAX_ATTEMPTS - 1,
         exponential_wait=2,
-        retry_exceptions={db.OperationalError, db.InterfaceError, psycopg.OperationalError},
-    ),
+        retry_exceptions=set(RETRYABLE),
+    )
+    if settings.INFERENCE_MAX_ATTEMPTS > 1
+    else None,
 )
 async def run_request(context: JobContext, request_id: int) -> None:
     writes = request_writes()
@@ -110,6 +116,7 @@ async def run_request(context: JobContext, request_id: int) -> None:
         outputs, compute_ms = await runtime.batcher(request.model).run(
             request.inputs, on_progress=writes.progress_reporter(claim)
         )
+        output = runtime.models[request.model].pack(outputs)
     except InferenceError as error:
         await writes.finishes.submit(_failure(claim, str(error), error.__cause__))
         raise
@@ -118,10 +125,10 @@ async def run_request(context: JobContext, request_id: int) -> None:
             await writes.releases.submit(claim.job_id)  # Handed back: show it queued again.
         raise
     except Exception as error:
-        if context.job.attempts + 1 >= settings.INFERENCE_MAX_ATTEMPTS:
+        last_attempt = context.job.attempts + 1 >= settings.INFERENCE_MAX_ATTEMPTS
+        if last_attempt or not isinstance(error, RETRYABLE):
             await writes.finishes.submit(_failure(claim, f"the runner failed: {error}", error))
         raise
-    output = runtime.models[request.model].pack(outputs)
     await writes.finishes.submit(
         Outcome(
             request_id=request_id, job_id=claim.job_id, status=RequestStatus.SUCCEEDED,

@@ -256,8 +256,8 @@ def requests_rescue(*, stalled_after: float, max_attempts: int) -> jobqueue.Resc
             requests_fail_lost(
                 job_ids=rescue.failed,
                 error=(
-                    f"the runner stopped without finishing this request {max_attempts} times; "
-                    "it will not be tried again"
+                    f"this request was tried {max_attempts} times without finishing (its last "
+                    "runner stopped responding); it will not be tried again"
                 ),
             )
     return rescue
