@@ -49,7 +49,7 @@ class RunnerModel(ABC):
 
     @abstractmethod
     def synthetic_input(self, tokens: int) -> Any:
-        """A prepared input of exactly ``tokens`` tokens, for warm-up."""
+        """A prepared input of ``tokens`` tokens (or the fewest the model allows), for warm-up."""
 
     def warm_up(self, *, max_batch_size: int, max_batch_tokens: int) -> None:
         """Run the largest batches the budget allows (the most inputs, and the longest), so
