@@ -72,7 +72,7 @@ def clean_queue(transactional_db):
     """Procrastinate's tables are not flushed between transactional tests; empty them."""
     yield
     with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE procrastinate_jobs, procrastinate_workers RESTART IDENTITY CASCADE")
+        cursor.execute("TRUNCATE procrastinate_jobs RESTART IDENTITY CASCADE")
 
 
 class Stack:

@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> None:
 async def _work(queues: list[str], settings, *, wait: bool) -> None:
     from procrastinate.contrib.django import app
 
+    from gpu_runner.tasks import RUNNER_HOOKS
     from gpu_runner.worker import Runner
     from product.inference import services
 
@@ -79,6 +80,7 @@ async def _work(queues: list[str], settings, *, wait: bool) -> None:
                 heartbeat_interval=settings.GPU_RUNNER_HEARTBEAT_INTERVAL,
                 shutdown_grace=settings.GPU_RUNNER_SHUTDOWN_GRACE,
                 poll_interval=settings.GPU_RUNNER_POLL_INTERVAL,
+                hooks=RUNNER_HOOKS,
                 rescue=rescue,
                 heartbeat_file=Path(heartbeat_file) if heartbeat_file else None,
             )

@@ -1,10 +1,11 @@
 """The one task the runner executes: run an InferenceRequest and write its outcome.
 
-The task takes an id, claims the request for its job, hands the inputs to the model's batcher
-and writes the outcome; every database write is grouped with the same write of other jobs
-(``RequestWrites``). Database errors are retried by Procrastinate's retry strategy; an input the
-model cannot run fails the request with a readable error and fails the job, so the queue's admin
-shows the truth.
+The runner claims the request in the transaction that takes the job (``RUNNER_HOOKS``), the
+task hands the inputs to the model's batcher, and returns the outcome, which the runner writes
+in the transaction that records the job as succeeded: a job and its request row change
+together, with one round trip for all jobs that move together. Database errors are retried by
+Procrastinate's retry strategy; an input the model cannot run fails the request with a readable
+error and fails the job, so the queue's admin shows the truth.
 """
 
 from __future__ import annotations
@@ -20,14 +21,16 @@ from django.conf import settings
 from procrastinate import JobContext, RetryStrategy
 from procrastinate.contrib.django import app
 from procrastinate.job_context import AbortReason
+from procrastinate.jobs import Job
 
 from gpu_runner.coalesce import Coalescer
 from gpu_runner.db import in_db
 from gpu_runner.models.base import InferenceError
 from gpu_runner.runtime import current_runtime
+from gpu_runner.worker import TaskHooks
 from product.inference import services
 from product.inference.jobs import RUN_REQUEST_TASK
-from product.inference.models import RequestStatus
+from product.inference.models import InferenceRequest, RequestStatus
 from product.inference.services import Claim, Outcome
 
 logger = logging.getLogger(__name__)
@@ -36,19 +39,29 @@ logger = logging.getLogger(__name__)
 PROGRESS_INTERVAL = 0.5
 
 
+def _claim(jobs: list[Job]) -> dict[int, InferenceRequest]:
+    """Mark the jobs' requests running (in the runner's take transaction)."""
+    return services.requests_start(
+        claims=[Claim(request_id=job.task_kwargs["request_id"], job_id=job.id) for job in jobs]
+    )
+
+
+def _store(outcomes: list[Outcome | None]) -> None:
+    """Store results (in the runner's transaction that finishes the jobs)."""
+    services.requests_finish(outcomes=[outcome for outcome in outcomes if outcome is not None])
+
+
+RUNNER_HOOKS = {RUN_REQUEST_TASK: TaskHooks(on_taken=_claim, on_succeeded=_store)}
+
+
 class RequestWrites:
-    """The task's writes to request rows, each grouped across the jobs doing it together."""
+    """The task's other writes to request rows (failures, progress, hand-backs), each grouped
+    across the jobs doing it together."""
 
     def __init__(self) -> None:
-        self.starts = Coalescer(self._start)
         self.finishes = Coalescer(in_db(_finish))
         self.progress = Coalescer(in_db(_progress))
         self.releases = Coalescer(in_db(_release))
-
-    @staticmethod
-    async def _start(claims: list[Claim]) -> list:
-        started = await in_db(services.requests_start)(claims=claims)
-        return [started.get(claim.job_id) for claim in claims]
 
     def progress_reporter(self, claim: Claim):
         last = 0.0
@@ -104,13 +117,16 @@ RETRYABLE = (db.OperationalError, db.InterfaceError, psycopg.OperationalError)
     if settings.INFERENCE_MAX_ATTEMPTS > 1
     else None,
 )
-async def run_request(context: JobContext, request_id: int) -> None:
+async def run_request(context: JobContext, request_id: int) -> Outcome | None:
     writes = request_writes()
     claim = Claim(request_id=request_id, job_id=context.job.id)
-    request = await writes.starts.submit(claim)
+    if "taken" in context.additional_context:
+        request = context.additional_context["taken"]
+    else:  # Run by a worker without the runner's hooks (e.g. Procrastinate's own).
+        request = (await in_db(services.requests_start)(claims=[claim])).get(claim.job_id)
     if request is None:
         logger.info("job %s: request %s is cancelled, gone or requeued; skipping", claim.job_id, request_id)
-        return
+        return None
     runtime = current_runtime()
     try:
         outputs, compute_ms = await runtime.batcher(request.model).run(
@@ -129,12 +145,13 @@ async def run_request(context: JobContext, request_id: int) -> None:
         if last_attempt or not isinstance(error, RETRYABLE):
             await writes.finishes.submit(_failure(claim, f"the runner failed: {error}", error))
         raise
-    await writes.finishes.submit(
-        Outcome(
-            request_id=request_id, job_id=claim.job_id, status=RequestStatus.SUCCEEDED,
-            output=output, compute_ms=compute_ms,
-        )
+    outcome = Outcome(
+        request_id=request_id, job_id=claim.job_id, status=RequestStatus.SUCCEEDED,
+        output=output, compute_ms=compute_ms,
     )
+    if "taken" not in context.additional_context:
+        await writes.finishes.submit(outcome)
+    return outcome
 
 
 def _failure(claim: Claim, message: str, cause: BaseException | None) -> Outcome:

@@ -21,11 +21,13 @@ import inspect
 import logging
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+from django.db import IntegrityError
 from procrastinate import App, JobContext
 from procrastinate.exceptions import JobAborted
 from procrastinate.job_context import AbortReason
@@ -40,8 +42,24 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class TaskHooks:
+    """Database work the runner does for one task's jobs inside its own transactions, so a
+    job and the rows it touches change together and no job pays a round trip of its own.
+
+    ``on_taken(jobs)`` runs in the transaction that takes the jobs; what it returns for a job
+    id reaches that job's task as ``context.additional_context["taken"]``.
+    ``on_succeeded(results)`` runs in the transaction that records jobs as succeeded, with
+    what their tasks returned.
+    """
+
+    on_taken: Callable[[list[Job]], Mapping[int, Any]] | None = None
+    on_succeeded: Callable[[list[Any]], None] | None = None
+
+
+@dataclass(frozen=True)
 class _Finished:
     status: str  # "succeeded" | "failed" | "aborted"
+    result: Any = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +93,7 @@ class Runner:
         capacity: int,
         heartbeat_interval: float,
         shutdown_grace: float,
+        hooks: Mapping[str, TaskHooks] | None = None,
         rescue: Callable[[], object] | None = None,
         poll_interval: float = 1.0,
         heartbeat_file: Path | None = None,
@@ -85,6 +104,7 @@ class Runner:
         self.capacity = capacity
         self.heartbeat_interval = heartbeat_interval
         self.shutdown_grace = shutdown_grace
+        self.hooks = dict(hooks or {})
         self.rescue = rescue
         self.poll_interval = poll_interval
         self.heartbeat_file = heartbeat_file
@@ -138,17 +158,23 @@ class Runner:
             self._wake.clear()
             if room > 0:
                 try:
-                    taken = await in_db(jobqueue.fetch)(
-                        worker_id=self.worker_id, queues=self.queues, limit=room
-                    )
+                    taken, prepared = await in_db(self._take)(room)
                     delay = 0.1
+                except IntegrityError:
+                    # A race on a job lock (try again), or our worker row was pruned because we
+                    # were silent too long (join again).
+                    alive, _ = await until_done(jobqueue.heartbeat, worker_id=self.worker_id, running=[])
+                    if not alive:
+                        self.worker_id = await until_done(jobqueue.register_worker)
+                        logger.warning("this runner was taken for dead; now worker %s", self.worker_id)
+                    continue
                 except DATABASE_ERRORS as error:
                     logger.warning("cannot take jobs (%s); retrying in %.1f s", _first_line(error), delay)
                     await _wait_any(self._stopping.wait(), asyncio.sleep(delay))
                     delay = min(delay * 2, 5.0)
                     continue
                 for job in taken:
-                    self._start(job)
+                    self._start(job, prepared.get(job.id, {}))
                 metrics.JOBS_TAKEN.inc(len(taken))
             if not wait and not taken and not self._held:
                 return  # Drained.
@@ -178,14 +204,31 @@ class Runner:
 
     # --- one job -----------------------------------------------------------------------------
 
-    def _start(self, job: Job) -> None:
-        task = asyncio.get_running_loop().create_task(self._run(job), name=f"job {job.id}")
+    def _take(self, limit: int) -> tuple[list[Job], dict[int, dict]]:
+        """Take up to ``limit`` jobs and run their tasks' ``on_taken`` hooks, in one transaction."""
+        from django.db import transaction
+
+        with transaction.atomic():
+            jobs = jobqueue.fetch(worker_id=self.worker_id, queues=self.queues, limit=limit)
+            context: dict[int, dict] = {}
+            for task_name, group in _by_task(jobs).items():
+                hooks = self.hooks.get(task_name)
+                if hooks is not None and hooks.on_taken is not None:
+                    taken = hooks.on_taken(group)
+                    for job in group:
+                        context[job.id] = {"taken": taken.get(job.id)}
+        return jobs, context
+
+    def _start(self, job: Job, additional_context: dict) -> None:
+        task = asyncio.get_running_loop().create_task(
+            self._run(job, additional_context), name=f"job {job.id}"
+        )
         self._held[job.id] = _Held(job=job, task=task)
 
-    async def _run(self, job: Job) -> None:
+    async def _run(self, job: Job, additional_context: dict) -> None:
         started = time.perf_counter()
         try:
-            outcome = await self._execute(job)
+            outcome = await self._execute(job, additional_context)
             await self._finisher.submit((job, outcome))
         finally:
             del self._held[job.id]
@@ -195,7 +238,7 @@ class Runner:
             time.perf_counter() - started
         )
 
-    async def _execute(self, job: Job) -> _Outcome:
+    async def _execute(self, job: Job, additional_context: dict) -> _Outcome:
         task = self.app.tasks.get(job.task_name)
         if task is None:
             logger.error("job %s: no task named %r in this runner", job.id, job.task_name)
@@ -207,14 +250,15 @@ class Runner:
             job=job,
             start_timestamp=time.time(),
             abort_reason=lambda: self._abort.get(job.id),
+            additional_context=additional_context,
         )
         args = [context] if task.pass_context else []
         try:
             if inspect.iscoroutinefunction(task.func):
-                await task(*args, **job.task_kwargs)
+                result = await task(*args, **job.task_kwargs)
             else:
-                await asyncio.to_thread(task, *args, **job.task_kwargs)
-            return _Finished("succeeded")
+                result = await asyncio.to_thread(task, *args, **job.task_kwargs)
+            return _Finished("succeeded", result)
         except (asyncio.CancelledError, JobAborted):
             reason = self._abort.get(job.id)
             if reason is AbortReason.SHUTDOWN:
@@ -233,7 +277,9 @@ class Runner:
 
     async def _persist(self, finished: list[tuple[Job, _Outcome]]) -> list[None]:
         """Write the outcomes of many jobs in one transaction, waiting out a database outage."""
-        await until_done(_persist_outcomes, worker_id=self.worker_id, finished=finished)
+        await until_done(
+            _persist_outcomes, worker_id=self.worker_id, finished=finished, hooks=self.hooks
+        )
         return [None] * len(finished)
 
     # --- side tasks --------------------------------------------------------------------------
@@ -294,10 +340,20 @@ class Runner:
             held.task.cancel()
 
 
-def _persist_outcomes(*, worker_id: int, finished: list[tuple[Job, _Outcome]]) -> None:
+def _persist_outcomes(
+    *, worker_id: int, finished: list[tuple[Job, _Outcome]], hooks: Mapping[str, TaskHooks]
+) -> None:
     from django.db import transaction
 
     with transaction.atomic():
+        succeeded = _by_task(
+            [job for job, outcome in finished if isinstance(outcome, _Finished) and outcome.status == "succeeded"]
+        )
+        results = {job.id: outcome.result for job, outcome in finished if isinstance(outcome, _Finished)}
+        for task_name, jobs in succeeded.items():
+            task_hooks = hooks.get(task_name)
+            if task_hooks is not None and task_hooks.on_succeeded is not None:
+                task_hooks.on_succeeded([results[job.id] for job in jobs])
         jobqueue.finish(
             worker_id=worker_id,
             outcomes=[
@@ -315,6 +371,13 @@ def _persist_outcomes(*, worker_id: int, finished: list[tuple[Job, _Outcome]]) -
             worker_id=worker_id,
             job_ids=[job.id for job, outcome in finished if isinstance(outcome, _HandBack)],
         )
+
+
+def _by_task(jobs: list[Job]) -> dict[str, list[Job]]:
+    grouped: dict[str, list[Job]] = {}
+    for job in jobs:
+        grouped.setdefault(job.task_name, []).append(job)
+    return grouped
 
 
 def _outcome_name(outcome: _Outcome) -> str:

@@ -175,7 +175,7 @@ def fetch(*, worker_id: int, queues: Sequence[str], limit: int) -> list[Job]:
     """Take up to ``limit`` waiting jobs for this worker, in the order Procrastinate would."""
     if limit <= 0:
         return []
-    with transaction.atomic(), connection.cursor() as cursor:
+    with connection.cursor() as cursor:  # One statement: atomic by itself.
         cursor.execute(_FETCH, {"queues": list(queues), "limit": limit, "worker_id": worker_id})
         columns = [column.name for column in cursor.description]
         rows = [dict(zip(columns, row)) for row in cursor.fetchall()]
@@ -243,7 +243,7 @@ def rescue_stalled(*, stalled_after: float, max_attempts: int) -> Rescue:
     """Put stalled jobs back in the queue; fail those that have used their attempts.
 
     Also removes the stalled workers' rows, as Procrastinate's worker does at start."""
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         cursor.execute(
             "SELECT worker_id FROM procrastinate_prune_stalled_workers_v1(%s)", [stalled_after]
         )

@@ -154,9 +154,10 @@ def test_a_stopping_runner_hands_unfinished_jobs_back_untried():
 
 
 def test_a_running_runner_keeps_its_heartbeat_and_leaves_no_trace_when_stopped():
-    beats = []
+    beats, worker = [], []
 
     async def watch(runner):
+        worker.append(runner.worker_id)
         for _ in range(3):
             beats.append(await _heartbeat(runner.worker_id))
             await asyncio.sleep(0.3)
@@ -165,7 +166,7 @@ def test_a_running_runner_keeps_its_heartbeat_and_leaves_no_trace_when_stopped()
 
     assert beats[0] < beats[1] < beats[2]
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM procrastinate_workers")
+        cursor.execute("SELECT count(*) FROM procrastinate_workers WHERE id = %s", worker)
         assert cursor.fetchone()[0] == 0
 
 

@@ -13,14 +13,14 @@ from gpu_runner.worker import Runner
 
 def drain(queues: list[str], *, capacity: int = 16) -> None:
     """Run every job waiting on ``queues`` now, then return."""
-    import gpu_runner.tasks  # noqa: F401  (registers the task, as the runner does)
+    from gpu_runner.tasks import RUNNER_HOOKS  # Registers the task, as the runner does.
 
     async def work() -> None:
         with app.replace_connector(app.connector.get_worker_connector()):
             async with app.open_async():
                 runner = Runner(
                     app=app, queues=queues, name="test-drain", capacity=capacity,
-                    heartbeat_interval=5.0, shutdown_grace=5.0,
+                    heartbeat_interval=5.0, shutdown_grace=5.0, hooks=RUNNER_HOOKS,
                 )
                 await runner.run(wait=False, install_signal_handlers=False)
         # The runner's database work ran in asgiref's thread: close that thread's connection.

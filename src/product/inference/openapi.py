@@ -101,6 +101,7 @@ def openapi_document() -> dict:
                         "model": {"type": "string"},
                         "status": {"enum": RequestStatus.values},
                         "item_count": {"type": "integer"},
+                        "items_done": {"type": "integer", "description": "Texts finished so far (progress of a running bulk request)."},
                         "attempts": {"type": "integer"},
                         "error": {"type": ["string", "null"]},
                         "created_at": {"type": "string", "format": "date-time"},

@@ -23,6 +23,7 @@ def request_json(request: InferenceRequest) -> dict:
         "model": request.model,
         "status": request.status,
         "item_count": request.item_count,
+        "items_done": request.items_done,
         "attempts": request.attempts,
         "error": request.error or None,
         "created_at": _iso(request.created_at),
