@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from common import ROOT, describe_machine, load_model, raw_throughput, sentences  # noqa: F401
+from common import describe_machine, load_model, raw_throughput, sentences
 
 
 def main() -> None:

@@ -75,6 +75,20 @@ def clean_queue(transactional_db):
         cursor.execute("TRUNCATE procrastinate_jobs RESTART IDENTITY CASCADE")
 
 
+@pytest.fixture
+def empty_queue(db):
+    """Start from an empty queue whatever earlier tests committed (processes of end-to-end
+    tests write outside any test transaction); the test's transaction rolls it all back."""
+    from product.inference.models import InferenceRequest
+
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM procrastinate_events")
+        cursor.execute("DELETE FROM procrastinate_periodic_defers")
+        cursor.execute("DELETE FROM procrastinate_jobs")
+        cursor.execute("DELETE FROM procrastinate_workers")
+    InferenceRequest.objects.all().delete()
+
+
 class Stack:
     def __init__(self, base_url, web, runner) -> None:
         self.base_url, self.web, self.runner = base_url, web, runner

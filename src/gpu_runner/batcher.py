@@ -7,8 +7,9 @@ Each job hands its inputs to its model's batcher and awaits them. The batcher
 - takes the oldest waiting inputs (a window of a few batches' worth, so nothing waits behind
   inputs that arrived later), sorts them by length to cut padding, and cuts them into batches
   bounded by a token budget (padded tokens: longest input × count) and a count;
-- when the model is idle, waits at most ``max_wait`` for more inputs to join before running,
-  so a lone request is barely delayed and a burst becomes one batch;
+- when the model is idle and other jobs' inputs are still being prepared, waits at most
+  ``max_wait`` for them to join, so a burst becomes one batch and a lone request is not
+  delayed at all;
 - gives each job back exactly its own outputs, and reports progress of large requests;
 - when a batch fails (CUDA out of memory, a bad input), splits it in two and runs each half, so
   only an input that cannot run even alone fails, with its own error.
@@ -71,6 +72,7 @@ class Batcher:
         self.max_batch_tokens = max_batch_tokens
         self.max_wait = max_wait
         self._pending: deque[_Item] = deque()
+        self._preparing = 0  # run() calls whose inputs are being prepared: more work coming.
         self._arrived: asyncio.Event | None = None
         self._loop_task: asyncio.Task | None = None
         name = model.spec.name
@@ -84,7 +86,11 @@ class Batcher:
         and the model time spent on them (ms). ``on_progress(done)`` is called as batches
         finish. Raises InferenceError for an input the model cannot run."""
         loop = asyncio.get_running_loop()
-        prepared = await loop.run_in_executor(self._prepare_thread, self.model.prepare, values)
+        self._preparing += 1
+        try:
+            prepared = await loop.run_in_executor(self._prepare_thread, self.model.prepare, values)
+        finally:
+            self._preparing -= 1
         job = _Job(total=len(values), on_progress=on_progress)
         items = [
             _Item(p, self.model.count_tokens(p), job, loop.create_future()) for p in prepared
@@ -109,8 +115,13 @@ class Batcher:
     async def _batch_loop(self, arrived: asyncio.Event) -> None:
         while True:
             await arrived.wait()
-            if self.max_wait > 0 and not self._window_is_full():
-                await asyncio.sleep(self.max_wait)  # The model was idle: let a burst gather.
+            deadline = asyncio.get_running_loop().time() + self.max_wait
+            while self._preparing and not self._window_is_full():
+                # The model was idle and more inputs are on their way: let the burst gather.
+                remaining = deadline - asyncio.get_running_loop().time()
+                if remaining <= 0:
+                    break
+                await asyncio.sleep(min(remaining, 0.0005))
             while self._pending:
                 for batch in self.plan(self._take_window()):
                     batch = [item for item in batch if not item.future.done()]

@@ -48,7 +48,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Probes and scrapes first: no host check, no https redirect (see product.health).
     "product.health.LivenessMiddleware",
+    "product.outage.DatabaseUnavailableMiddleware",
+    "product.health.ReadinessMiddleware",
+    "product.metrics.MetricsTokenMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -187,3 +191,27 @@ GPU_RUNNER_POLL_INTERVAL = env_float("GPU_RUNNER_POLL_INTERVAL", 1.0)
 GPU_RUNNER_HEARTBEAT_FILE = env_str("GPU_RUNNER_HEARTBEAT_FILE", "")
 # Port of the runner's Prometheus /metrics (0: not served).
 GPU_RUNNER_METRICS_PORT = env_int("GPU_RUNNER_METRICS_PORT", 0)
+
+# --- Operations (health, metrics) ------------------------------------------------------------
+# Seconds a client is asked to wait (Retry-After) when a request gets 503 because the database
+# is unavailable (product.outage).
+DATABASE_UNAVAILABLE_RETRY_AFTER = env_int("DATABASE_UNAVAILABLE_RETRY_AFTER", 5)
+# Seconds to wait for a new database connection: libpq waits forever by default, so while the
+# database's host does not answer at all, requests would hang instead of getting their 503.
+# A connect_timeout given in DATABASE_URL wins.
+DATABASES["default"]["OPTIONS"].setdefault(
+    "connect_timeout", env_int("DATABASE_CONNECT_TIMEOUT", 10)
+)
+# /metrics (Prometheus). With a token, only "Authorization: Bearer <METRICS_TOKEN>" may scrape,
+# answered before host checks and over plain http like the probes; without one, only signed-in
+# staff may read it.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+# A runner whose last heartbeat is older than this many seconds is not counted as live
+# (/metrics, queue_status); by default the age at which runners take each other for dead.
+RUNNER_STALE_AFTER = env_float("RUNNER_STALE_AFTER", GPU_RUNNER_STALLED_AFTER)
+# Django logs an unhandled exception with its traceback; product.outage answers a database
+# outage with 503 and logs one line instead, so that record is dropped.
+LOGGING.setdefault("filters", {})["database_unavailable"] = {
+    "()": "product.outage.DatabaseUnavailableLogFilter"
+}
+LOGGING["loggers"]["django.request"] = {"filters": ["database_unavailable"]}

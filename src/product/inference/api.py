@@ -11,7 +11,8 @@ import json
 from collections.abc import Callable
 
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
 
 from product.accounts.services import token_user
@@ -88,6 +89,8 @@ def _json_body(request: HttpRequest) -> dict:
         raise ApiError(413, "too_large", "the request body is too large.") from None
     except (ValueError, UnicodeDecodeError) as error:
         raise ApiError(400, "malformed_json", f"the body is not valid JSON: {error}.") from None
+    except RecursionError:  # json.loads recurses once per nesting level.
+        raise ApiError(400, "malformed_json", "the body's JSON is nested too deeply.") from None
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_body", "the body must be a JSON object.")
     return body
@@ -182,6 +185,14 @@ def model_list(request: HttpRequest) -> JsonResponse:
             ]
         }
     )
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """The site's 404 handler (``handler404``): under /api/ a path that names no endpoint (an
+    id the route does not take, such as -1) gets the API's JSON error, not Django's page."""
+    if request.path.startswith("/api/"):
+        return error_response(404, "not_found", f"no endpoint at {request.path}.")
+    return defaults.page_not_found(request, exception)
 
 
 def openapi(request: HttpRequest) -> JsonResponse:

@@ -8,8 +8,13 @@ so importing this module never imports torch. docs/adding-a-model.md walks throu
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
+
+# Half of a UTF-16 pair on its own: JSON can escape one ("\ud800"), but it is not a character,
+# and PostgreSQL refuses to store it.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class InputError(ValueError):
@@ -58,6 +63,8 @@ class ModelSpec:
                 )
             if "\x00" in text:
                 raise InputError(f"{where} contains a NUL character.")
+            if _LONE_SURROGATE.search(text):
+                raise InputError(f"{where} contains a lone UTF-16 surrogate, which is not text.")
         return texts
 
     def input_schema(self) -> dict:

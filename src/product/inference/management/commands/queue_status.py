@@ -1,5 +1,6 @@
 import json
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from product.inference import selectors
@@ -8,8 +9,10 @@ from product.inference.durations import format_duration
 
 class Command(BaseCommand):
     help = (
-        "Show the queue: requests by model and status, the oldest waiting request's age, and "
-        "Procrastinate jobs by queue and status."
+        "Show the queue: requests by model and status, the oldest waiting request's age, "
+        "Procrastinate jobs by queue and status, throughput (requests finished per minute by "
+        "model over the last 1, 5 and 15 minutes) and the runners with their last heartbeat "
+        "and the jobs they are running."
     )
 
     def add_arguments(self, parser):
@@ -20,16 +23,50 @@ class Command(BaseCommand):
         if as_json:
             age = overview["oldest_queued_age"]
             overview["oldest_queued_age"] = age.total_seconds() if age else None
+            for runner in overview["runners"]:
+                runner["heartbeat_age"] = runner["heartbeat_age"].total_seconds()
             self.stdout.write(json.dumps(overview, indent=2, default=str))
             return
         self._table("Requests", "model", overview["counts"])
         self.stdout.write(f"Oldest queued request: {format_duration(overview['oldest_queued_age'])}")
         self._table("Jobs", "queue_name", overview["jobs"])
+        self._throughput(overview["throughput"])
+        self._runners(overview["runners"])
 
     def _table(self, title: str, key: str, rows: list[dict]) -> None:
         self.stdout.write(title)
         self.stdout.write(f"  {key.split('_')[0]:<28} {'status':<10} {'count':>7}")
         for row in rows:
             self.stdout.write(f"  {row[key]:<28} {row['status']:<10} {row['n']:>7}")
+        if not rows:
+            self.stdout.write("  (none)")
+
+    def _throughput(self, rows: list[dict]) -> None:
+        windows = selectors.THROUGHPUT_WINDOWS_MINUTES
+        self.stdout.write("Throughput (requests finished per minute; failed ones in brackets)")
+        heading = "".join(f"{f'last {m}m':>16}" for m in windows)
+        self.stdout.write(f"  {'model':<28}{heading}")
+        by_model: dict[str, dict[int, dict]] = {}
+        for row in rows:
+            by_model.setdefault(row["model"], {})[row["minutes"]] = row
+        for model, by_window in by_model.items():
+            cells = "".join(
+                f"{by_window[m]['per_minute']:>9.2f} ({by_window[m]['failed']:>4})" for m in windows
+            )
+            self.stdout.write(f"  {model:<28}{cells}")
+        if not rows:
+            self.stdout.write("  (nothing finished in the last 15 minutes)")
+
+    def _runners(self, rows: list[dict]) -> None:
+        live = sum(1 for row in rows if row["live"])
+        self.stdout.write(
+            f"Runners ({live} live; stale after {settings.RUNNER_STALE_AFTER:g}s "
+            "without a heartbeat)"
+        )
+        self.stdout.write(f"  {'id':>8} {'heartbeat':>12} {'jobs doing':>11}  state")
+        for row in rows:
+            age = format_duration(row["heartbeat_age"]) + " ago"
+            state = "live" if row["live"] else "STALE"
+            self.stdout.write(f"  {row['id']:>8} {age:>12} {row['doing']:>11}  {state}")
         if not rows:
             self.stdout.write("  (none)")

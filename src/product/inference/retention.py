@@ -1,0 +1,158 @@
+"""Retention: deleting finished requests, with their finished Procrastinate jobs and events.
+
+Both tables only grow: every request leaves its row, and every run (a requeue makes another)
+leaves a job and a handful of events. ``requests_prune`` deletes what has been finished for
+longer than an operator chooses. It never touches a queued or running request, nor a job that
+waits or runs: a cancelled request whose job is still being aborted keeps that job.
+
+Work goes in batches, each its own transaction, so a large backlog neither holds locks for long
+nor is undone as a whole by one failure; rows another transaction holds are skipped, not waited
+for (a request being requeued right now is left for the next run).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import connection, transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from product.inference.jobs import RUN_REQUEST_TASK
+from product.inference.models import FINAL_STATUSES, InferenceRequest, RequestStatus
+
+TABLE = InferenceRequest._meta.db_table
+FINISHED_JOB_STATUSES = ("succeeded", "failed", "cancelled", "aborted")
+
+# A request's jobs are found by their arguments: the row names only its latest job, and a
+# requeued request has had others.
+_JOBS_OF_REQUESTS = """
+SELECT id FROM procrastinate_jobs
+ WHERE task_name = %(task)s
+   AND status = ANY(%(statuses)s::procrastinate_job_status[])
+   AND args->>'request_id' = ANY(%(request_ids)s::text[])
+"""
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """Rows deleted (or, in a dry run, that would be)."""
+
+    requests: int = 0
+    jobs: int = 0
+    events: int = 0
+
+    def __add__(self, other: Pruned) -> Pruned:
+        return Pruned(
+            self.requests + other.requests, self.jobs + other.jobs, self.events + other.events
+        )
+
+
+def prunable_requests(
+    *, older_than: timedelta, keep_failed: bool = False
+) -> QuerySet[InferenceRequest]:
+    """Requests finished (succeeded, failed or cancelled) more than ``older_than`` ago.
+
+    Age counts from ``finished_at``: a request queued for a week and finished a minute ago is
+    recent. A final row without one (written before it was kept) counts from ``created_at``."""
+    statuses = [s for s in FINAL_STATUSES if not (keep_failed and s == RequestStatus.FAILED)]
+    cutoff = timezone.now() - older_than
+    return InferenceRequest.objects.filter(status__in=statuses).filter(
+        Q(finished_at__lte=cutoff) | Q(finished_at__isnull=True, created_at__lte=cutoff)
+    )
+
+
+def prune_preview(*, older_than: timedelta, keep_failed: bool = False) -> Pruned:
+    """What ``requests_prune`` would delete now, counted without deleting anything."""
+    doomed, params = (
+        prunable_requests(older_than=older_than, keep_failed=keep_failed)
+        .order_by()
+        .values("id")
+        .query.sql_with_params()
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH doomed AS ({doomed}),
+                 jobs AS (SELECT id FROM procrastinate_jobs
+                           WHERE task_name = %s
+                             AND status = ANY(%s::procrastinate_job_status[])
+                             AND args->>'request_id' IN (SELECT id::text FROM doomed))
+            SELECT (SELECT count(*) FROM doomed),
+                   (SELECT count(*) FROM jobs),
+                   (SELECT count(*) FROM procrastinate_events WHERE job_id IN (SELECT id FROM jobs))
+            """,
+            [*params, RUN_REQUEST_TASK, list(FINISHED_JOB_STATUSES)],
+        )
+        requests, jobs, events = cursor.fetchone()
+    return Pruned(requests=requests, jobs=jobs, events=events)
+
+
+def requests_prune(
+    *,
+    older_than: timedelta,
+    keep_failed: bool = False,
+    batch_size: int = 500,
+    progress: Callable[[Pruned], None] | None = None,
+) -> Pruned:
+    """Delete requests finished more than ``older_than`` ago, with their finished jobs and
+    those jobs' events; returns the counts. ``progress`` is called after each batch with the
+    totals so far."""
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    total = Pruned()
+    while True:
+        batch = _prune_batch(older_than=older_than, keep_failed=keep_failed, limit=batch_size)
+        if not batch.requests:
+            return total
+        total += batch
+        if progress is not None:
+            progress(total)
+
+
+def _prune_batch(*, older_than: timedelta, keep_failed: bool, limit: int) -> Pruned:
+    with transaction.atomic():
+        ids = list(
+            prunable_requests(older_than=older_than, keep_failed=keep_failed)
+            .select_for_update(skip_locked=True)
+            .order_by("id")
+            .values_list("id", flat=True)[:limit]
+        )
+        if not ids:
+            return Pruned()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+                WITH jobs AS ({_JOBS_OF_REQUESTS} FOR UPDATE SKIP LOCKED),
+                     events AS (DELETE FROM procrastinate_events
+                                 WHERE job_id IN (SELECT id FROM jobs) RETURNING 1)
+                SELECT array_agg(id), (SELECT count(*) FROM events) FROM jobs
+                """,
+                _job_params(ids),
+            )
+            job_ids, events = cursor.fetchone()
+            job_ids = job_ids or []
+            # The status is checked again: a job cannot have restarted meanwhile (it is
+            # locked), but this statement is the one that must never delete a live job.
+            cursor.execute(
+                "DELETE FROM procrastinate_jobs WHERE id = ANY(%s) "
+                "AND status = ANY(%s::procrastinate_job_status[])",
+                [job_ids, list(FINISHED_JOB_STATUSES)],
+            )
+            jobs = cursor.rowcount
+            cursor.execute(
+                f"DELETE FROM {TABLE} WHERE id = ANY(%s) AND status = ANY(%s)",
+                [ids, [str(s) for s in FINAL_STATUSES]],
+            )
+            requests = cursor.rowcount
+    return Pruned(requests=requests, jobs=jobs, events=events)
+
+
+def _job_params(request_ids: list[int]) -> dict:
+    return {
+        "task": RUN_REQUEST_TASK,
+        "statuses": list(FINISHED_JOB_STATUSES),
+        "request_ids": [str(pk) for pk in request_ids],
+    }

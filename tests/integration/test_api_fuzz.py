@@ -1,0 +1,289 @@
+"""Property-based fuzzing of the JSON API, driven by its own OpenAPI document.
+
+Bodies valid by the document's schema, the same with junk in any field, arbitrary JSON,
+malformed bytes, huge and exotic strings; random ids on the request endpoints. Whatever comes
+in, the API answers without a server error, every 4xx carries ``{"error": {"code",
+"message"}}``, and only a 201 creates a request row and a job.
+
+Runs in-process through Django's test client (about a thousand cases in well under a minute).
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import quote_from_bytes
+
+import pytest
+from django.test import Client
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from procrastinate.contrib.django.models import ProcrastinateJob
+
+from product.inference import services
+from product.inference.models import InferenceRequest, RequestStatus
+from product.inference.specs import MINILM
+
+pytestmark = pytest.mark.django_db
+
+fuzz = settings(
+    deadline=None,
+    database=None,  # Nothing written into the working tree; failures print their example.
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,  # The fixtures hold for every example, by design.
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.large_base_example,
+    ],
+)
+
+# Any character, lone surrogates included: json.dumps escapes them (\ud800), json.loads on the
+# server gives them back as str, and they cannot be encoded for PostgreSQL.
+ANY_CHAR = st.characters(codec=None, exclude_categories=())
+TEXT = st.text(ANY_CHAR, max_size=40)
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | TEXT,
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(TEXT, inner, max_size=5),
+    max_leaves=25,
+)
+CONTENT_TYPES = st.sampled_from(
+    ["application/json"] * 6
+    + ["application/json; charset=utf-8", "text/plain", "application/x-www-form-urlencoded", ""]
+)
+
+
+@pytest.fixture(scope="module")
+def openapi_document() -> dict:
+    """The document as clients get it, from /api/openapi.json."""
+    response = Client(HTTP_X_FORWARDED_PROTO="https").get("/api/openapi.json")
+    assert response.status_code == 200
+    return response.json()
+
+
+@pytest.fixture(scope="module")
+def submit_body_strategy(openapi_document) -> st.SearchStrategy[bytes]:
+    operation = openapi_document["paths"]["/api/v1/requests"]["post"]
+    return submit_bodies(operation["requestBody"]["content"]["application/json"]["schema"])
+
+
+@pytest.fixture
+def alice(make_user):
+    return make_user("alice")
+
+
+@pytest.fixture
+def auth(alice, token_for) -> dict:
+    return {"HTTP_AUTHORIZATION": token_for(alice)}
+
+
+@pytest.fixture
+def known_ids(alice, make_user) -> list[int]:
+    """Ids that exist: alice's queued and cancelled requests, and one of bob's."""
+    mine = [services.request_submit(user=alice, model=MINILM.name, raw_input=t) for t in "ab"]
+    services.request_cancel(request=mine[1])
+    bob = services.request_submit(user=make_user("bob"), model=MINILM.name, raw_input="c")
+    return [mine[0].pk, mine[1].pk, bob.pk]
+
+
+def _counts() -> tuple[int, int]:
+    return InferenceRequest.objects.count(), ProcrastinateJob.objects.count()
+
+
+def check(response, before: tuple[int, int]) -> None:
+    """The properties every answer must have."""
+    status = response.status_code
+    event(f"answered {status}")  # --hypothesis-show-statistics shows the mix of answers.
+    assert status < 500, response.content[:500]
+    if 400 <= status < 500:
+        assert response["Content-Type"].startswith("application/json"), response.content[:200]
+        error = json.loads(response.content)["error"]
+        assert isinstance(error["code"], str) and error["code"]
+        assert isinstance(error["message"], str) and error["message"]
+    after = _counts()
+    if status == 201:
+        assert after == (before[0] + 1, before[1] + 1)
+        assert InferenceRequest.objects.filter(pk=response.json()["id"]).exists()
+    else:
+        assert after == before, f"a {status} answer created rows"
+
+
+def from_json_schema(schema: dict) -> st.SearchStrategy:
+    """Values valid by ``schema``, for the JSON Schema keywords the API's document uses.
+
+    A keyword it does not know fails the test, so a schema that grows is not fuzzed by half.
+    (hypothesis-jsonschema would do this, but it relies on Hypothesis internals that change.)"""
+    known = {"type", "title", "description", "const", "enum", "oneOf", "required",
+             "additionalProperties", "properties", "minLength", "maxLength", "items",
+             "minItems", "maxItems", "minimum", "maximum", "default"}
+    unknown = set(schema) - known
+    if unknown:
+        raise NotImplementedError(f"schema keywords not fuzzed: {sorted(unknown)}")
+    if "const" in schema:
+        return st.just(schema["const"])
+    if "enum" in schema:
+        return st.sampled_from(schema["enum"])
+    if "oneOf" in schema:
+        return st.one_of([from_json_schema(option) for option in schema["oneOf"]])
+    kind = schema.get("type")
+    if kind == "string":
+        return st.text(min_size=schema.get("minLength", 0), max_size=schema.get("maxLength"))
+    if kind == "integer":
+        return st.integers(schema.get("minimum"), schema.get("maximum"))
+    if kind == "array":
+        return st.lists(
+            from_json_schema(schema["items"]),
+            min_size=schema.get("minItems", 0), max_size=schema.get("maxItems"),
+        )
+    if kind == "object" and schema.get("additionalProperties") is False:
+        properties = {name: from_json_schema(sub) for name, sub in schema["properties"].items()}
+        required = set(schema.get("required", ()))
+        return st.fixed_dictionaries(
+            {name: value for name, value in properties.items() if name in required},
+            optional={name: value for name, value in properties.items() if name not in required},
+        )
+    raise NotImplementedError(f"schema not fuzzed: {schema}")
+
+
+def _encode(value) -> bytes:
+    return json.dumps(value).encode()
+
+
+def submit_bodies(submit_schema: dict) -> st.SearchStrategy[bytes]:
+    valid = from_json_schema(submit_schema)
+    junk_fields = st.fixed_dictionaries(
+        {},
+        optional={
+            "model": st.just(MINILM.name) | JSON_VALUES,
+            "input": JSON_VALUES | st.lists(TEXT, max_size=5),
+            "extra": JSON_VALUES,
+        },
+    )
+    exotic_texts = st.fixed_dictionaries(
+        {
+            "model": st.just(MINILM.name),
+            "input": st.one_of(
+                st.text(ANY_CHAR, min_size=1, max_size=200),
+                st.lists(st.text(ANY_CHAR, min_size=1, max_size=50), min_size=1, max_size=8),
+                st.integers(3990, 4010).map(lambda n: "é" * n),
+                st.integers(250, 260).map(lambda n: ["x"] * n),
+            ),
+        }
+    )
+    json_bodies = st.one_of(valid, valid, junk_fields, exotic_texts, JSON_VALUES).map(_encode)
+    truncated = st.tuples(valid.map(_encode), st.integers(0, 200)).map(lambda p: p[0][: p[1]])
+    return st.one_of(
+        json_bodies, json_bodies, json_bodies,
+        truncated,
+        st.binary(max_size=300),
+        st.text(ANY_CHAR, max_size=100).map(lambda t: t.encode("utf-8", "surrogatepass")),
+        st.just(b'{"model": "all-minilm-l6-v2", "input": "\xff\xfe"}'),
+        st.just(b'{"model": "all-minilm-l6-v2", "input": "\\u0000"}'),
+        st.integers(1, 10_000).map(lambda depth: b"[" * depth + b"]" * depth),
+    )
+
+
+def ids(known: list[int]) -> st.SearchStrategy[int]:
+    """Existing ids, ids of nobody's requests, and integers far out of the database's range."""
+    return st.one_of(
+        st.sampled_from(known),
+        st.integers(min_value=-(2**70), max_value=2**70),
+        st.integers(min_value=0, max_value=10**6),
+    )
+
+
+AUTHORIZATION = st.sampled_from(["valid"] * 8 + ["none", "Bearer gq_not-a-token", "Basic eA=="])
+
+
+def _headers(choice: str, auth: dict) -> dict:
+    if choice == "valid":
+        return auth
+    return {} if choice == "none" else {"HTTP_AUTHORIZATION": choice}
+
+
+@settings(fuzz, max_examples=650)
+@given(data=st.data())
+def test_submitting_anything_never_fails_and_only_a_201_creates(
+    data, client, auth, submit_body_strategy, known_ids
+):
+    body = data.draw(submit_body_strategy, label="body")
+    content_type = data.draw(CONTENT_TYPES, label="content_type")
+    headers = _headers(data.draw(AUTHORIZATION, label="authorization"), auth)
+    before = _counts()
+
+    response = client.post("/api/v1/requests", data=body, content_type=content_type, **headers)
+
+    check(response, before)
+
+
+@settings(fuzz, max_examples=200)
+@given(data=st.data())
+def test_getting_any_id_never_fails(data, client, auth, known_ids):
+    request_id = data.draw(ids(known_ids), label="request_id")
+    suffix = data.draw(st.sampled_from(["", "/result"]), label="suffix")
+    headers = _headers(data.draw(AUTHORIZATION, label="authorization"), auth)
+    before = _counts()
+
+    response = client.get(f"/api/v1/requests/{request_id}{suffix}", **headers)
+
+    check(response, before)
+
+
+@settings(fuzz, max_examples=200)
+@given(data=st.data())
+def test_cancelling_any_id_never_fails_and_creates_nothing(data, client, auth, known_ids):
+    request_id = data.draw(ids(known_ids), label="request_id")
+    headers = _headers(data.draw(AUTHORIZATION, label="authorization"), auth)
+    before = _counts()
+
+    response = client.post(f"/api/v1/requests/{request_id}/cancel", **headers)
+
+    check(response, before)
+
+
+# Raw query values, any bytes: a URL cannot carry a lone surrogate, so text goes in encoded.
+QUERY_VALUES = st.one_of(
+    st.binary(max_size=30),
+    TEXT.map(lambda t: t.encode("utf-8", "surrogatepass")),
+    st.integers().map(lambda n: str(n).encode()),
+)
+
+
+@settings(fuzz, max_examples=100)
+@given(
+    status=QUERY_VALUES | st.sampled_from(["", *RequestStatus.values]).map(str.encode),
+    limit=QUERY_VALUES | st.integers(-5, 300).map(lambda n: str(n).encode()),
+)
+def test_listing_with_any_query_never_fails(client, auth, status, limit):
+    before = _counts()
+    query = f"status={quote_from_bytes(status)}&limit={quote_from_bytes(limit)}"
+
+    response = client.get(f"/api/v1/requests?{query}", **auth)
+
+    check(response, before)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"[" * 5000 + b"]" * 5000, "nested too deeply"),
+        (b'{"model": "all-minilm-l6-v2", "input": "\\ud800"}', "lone UTF-16 surrogate"),
+        (b'{"model": "all-minilm-l6-v2", "input": ["ok", "x\\udfff"]}', "input[1] contains a lone"),
+    ],
+)
+def test_bodies_that_once_caused_server_errors_are_refused_with_400(client, auth, body, message):
+    """Found by the fuzzing above: Python's JSON parser recursing past its limit, and escaped
+    surrogate halves that PostgreSQL refuses to store."""
+    before = _counts()
+
+    response = client.post("/api/v1/requests", data=body, content_type="application/json", **auth)
+
+    assert response.status_code == 400 and message in response.json()["error"]["message"]
+    assert _counts() == before
+
+
+def test_an_api_path_the_routes_do_not_take_gets_the_json_404(client, auth):
+    """Found by the fuzzing above: a negative id is an integer by the document, but the route
+    takes digits only, and the miss used to get Django's HTML page."""
+    response = client.get("/api/v1/requests/-1", **auth)
+
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
