@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from product.inference import services
 from product.inference.models import InferenceRequest
 from product.inference.specs import MINILM
+from tests.support.runners import register_runner
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("empty_queue")]
 
@@ -46,16 +47,6 @@ def _sql(statement: str, params=()) -> None:
         cursor.execute(statement, params)
 
 
-def _register_runner(*, heartbeat_age_s: float) -> int:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO procrastinate_workers (last_heartbeat) "
-            "VALUES (now() - make_interval(secs => %s)) RETURNING id",
-            [heartbeat_age_s],
-        )
-        return cursor.fetchone()[0]
-
-
 def _submit(user, text="x") -> InferenceRequest:
     return services.request_submit(user=user, model=MODEL, raw_input=text)
 
@@ -80,8 +71,8 @@ def _finish(request: InferenceRequest, status: str, *, minutes_ago: float = 0) -
 
 def test_metrics_report_queue_depth_waiting_time_outcomes_and_runners(staff_client, make_user):
     alice = make_user("alice")
-    live_runner = _register_runner(heartbeat_age_s=1)
-    _register_runner(heartbeat_age_s=3600)  # Died an hour ago.
+    live_runner = register_runner(heartbeat_age_s=1)
+    register_runner(heartbeat_age_s=3600)  # Died an hour ago.
     waiting = [_submit(alice) for _ in range(3)]
     # The first job has waited 90 s since it was deferred.
     _sql("UPDATE procrastinate_events SET at = now() - interval '90 seconds' "

@@ -20,6 +20,7 @@ from product.inference import services
 from product.inference.management.progress import ProgressBar
 from product.inference.models import InferenceRequest, RequestStatus
 from product.inference.specs import MINILM
+from tests.support.runners import register_runner
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("empty_queue")]
 
@@ -33,16 +34,6 @@ def run_command(*args) -> str:
 def _sql(statement: str, params=()) -> None:
     with connection.cursor() as cursor:
         cursor.execute(statement, params)
-
-
-def _register_runner(*, heartbeat_age_s: float = 0) -> int:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO procrastinate_workers (last_heartbeat) "
-            "VALUES (now() - make_interval(secs => %s)) RETURNING id",
-            [heartbeat_age_s],
-        )
-        return cursor.fetchone()[0]
 
 
 def submit(user, text: str = "x") -> InferenceRequest:
@@ -121,7 +112,7 @@ def test_requeue_refuses_an_unknown_owner():
 def test_cancel_by_id_cancels_a_queued_request_and_aborts_a_running_one(make_user):
     alice = make_user("alice")
     queued = submit(alice)
-    running = start(submit(alice), worker_id=_register_runner())
+    running = start(submit(alice), worker_id=register_runner())
     not_named = submit(alice)
 
     out = run_command("cancel_requests", str(queued.pk), str(running.pk))
@@ -246,7 +237,7 @@ def test_prune_can_keep_failed_requests(make_user):
 def test_prune_keeps_a_job_still_being_aborted(make_user):
     """A running request cancelled by its owner is final at once, but its runner has not yet
     stopped the job: the request may go, the live job must stay."""
-    request = start(submit(make_user("alice")), worker_id=_register_runner())
+    request = start(submit(make_user("alice")), worker_id=register_runner())
     services.request_cancel(request=request)
     age_back(request, timedelta(days=2))
 
@@ -266,7 +257,7 @@ def test_prune_needs_an_age():
 
 def test_queue_status_shows_throughput_by_model_and_the_runners(make_user):
     alice = make_user("alice")
-    live, stale = _register_runner(heartbeat_age_s=2), _register_runner(heartbeat_age_s=600)
+    live, stale = register_runner(heartbeat_age_s=2), register_runner(heartbeat_age_s=600)
     start(submit(alice), worker_id=live)
     for _ in range(3):
         finish(submit(alice), finished_ago=timedelta(minutes=2))
