@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import secrets
 import tempfile
 import threading
@@ -93,13 +94,25 @@ def main() -> None:
         return {"requests": len(ids), "texts": span["n"], "seconds": seconds,
                 "texts_s": span["n"] / seconds}
 
+    def cpu_seconds(pid: int) -> float:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def cpu_split(run) -> tuple[dict, dict]:
+        """Run ``run`` and return its result and the CPU seconds web and runner spent on it."""
+        before = {name: cpu_seconds(p.popen.pid) for name, p in (("web", web), ("runner", runner))}
+        result = run()
+        return result, {name: cpu_seconds(p.popen.pid) - before[name]
+                        for name, p in (("web", web), ("runner", runner))}
+
+    single_bodies = [{"model": MINILM.name, "input": t} for t in texts[: options.single]]
+    bulk_bodies = [
+        {"model": MINILM.name, "input": texts[n * options.bulk_size : (n + 1) * options.bulk_size]}
+        for n in range(options.bulk)
+    ]
     try:
-        single = served([{"model": MINILM.name, "input": t} for t in texts[: options.single]])
-        bulk = served([
-            {"model": MINILM.name,
-             "input": texts[n * options.bulk_size : (n + 1) * options.bulk_size]}
-            for n in range(options.bulk)
-        ])
+        single, single["cpu"] = cpu_split(lambda: served(single_bodies))
+        bulk, bulk["cpu"] = cpu_split(lambda: served(bulk_bodies))
     finally:
         web.terminate()
         runner.terminate()
@@ -114,7 +127,8 @@ def main() -> None:
         print(f"served, {name}: {result['requests']} requests, {result['texts']} texts in "
               f"{result['seconds']:.1f} s = {result['texts_s']:,.0f} texts/s, "
               f"{result['texts_s'] * tokens_per_text:,.0f} tokens/s; "
-              f"served/raw = {result['texts_s'] / raw['texts_s']:.2f}")
+              f"served/raw = {result['texts_s'] / raw['texts_s']:.2f}; CPU s: web "
+              f"{result['cpu']['web']:.1f}, runner {result['cpu']['runner']:.1f}")
 
 
 if __name__ == "__main__":
