@@ -49,6 +49,10 @@ def setup_django(database: str = "product_bench") -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+    from django.conf import settings
+
+    # The runner processes a benchmark starts use these settings too (not the tests' smaller ones).
+    os.environ.setdefault("GPU_RUNNER_MAX_BATCH_SIZE", str(settings.GPU_RUNNER_MAX_BATCH_SIZE))
 
 
 def describe_machine() -> str:

@@ -37,6 +37,9 @@ def main(argv: list[str] | None = None) -> None:
 
     from gpu_runner.runtime import load_runtime
 
+    if settings.GPU_RUNNER_HEARTBEAT_FILE:  # A file left by an earlier run must not pass a probe.
+        Path(settings.GPU_RUNNER_HEARTBEAT_FILE).unlink(missing_ok=True)
+
     logger = logging.getLogger("gpu_runner")
     runtime = load_runtime()
     import gpu_runner.tasks  # noqa: F401  (registers the task with the Procrastinate app)

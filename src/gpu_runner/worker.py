@@ -297,11 +297,13 @@ class Runner:
                     logger.warning("heartbeat was missed for too long; now worker %s", self.worker_id)
                 for job_id in to_abort:
                     self._abort_job(job_id)
-                if self.heartbeat_file is not None:
-                    self.heartbeat_file.touch()
                 metrics.HEARTBEAT.set_to_current_time()
             except DATABASE_ERRORS as error:
                 logger.warning("heartbeat failed: %s", _first_line(error))
+            if self.heartbeat_file is not None:
+                # Liveness of this process, not of the database: an outage must not get
+                # runners restarted (and their models reloaded) by a liveness probe.
+                self.heartbeat_file.touch()
             await asyncio.sleep(self.heartbeat_interval)
 
     async def _keep_rescuing(self) -> None:
