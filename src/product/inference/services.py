@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -207,7 +208,7 @@ def requests_finish(*, outcomes: Iterable[Outcome]) -> set[int]:
              WHERE r.id = o.id AND r.job_id = o.job_id AND r.status = 'running'
             RETURNING r.id, r.owner_id, r.status
             """,
-            [json.dumps(records)],
+            [orjson.dumps(records).decode()],  # Results are large: orjson is ~15x faster.
         )
         rows = cursor.fetchall()
         _notify_many(rows)
