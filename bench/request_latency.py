@@ -83,15 +83,17 @@ def main() -> None:
         return json.loads(conn.getresponse().read())
 
     warm_up = 10
-    client_ms, ids = [], []
+    client_ms, post_ms, ids = [], [], []
     try:
         for n, text in enumerate(sentences(options.requests + warm_up)):
             started = time.perf_counter()
             created = call("POST", "/api/v1/requests", {"model": MINILM.name, "input": text})
+            posted = time.perf_counter()
             with arrived:
                 arrived.wait_for(lambda: created["id"] in finished, timeout=30)
             if n >= warm_up:  # The first few warm up connections and caches.
                 client_ms.append((finished[created["id"]] - started) * 1000)
+                post_ms.append((posted - started) * 1000)
                 ids.append(created["id"])
             time.sleep(0.01)  # Low load: one request at a time, with a pause between.
     finally:
@@ -104,6 +106,7 @@ def main() -> None:
         "client submit→result visible": client_ms,
         "model compute (on the row)": compute,
         "overhead (visible − compute)": [c - m for c, m in zip(client_ms, compute)],
+        "  HTTP submit (POST round trip)": post_ms,
         "  server created→finished": [rows[pk].total_ms for pk in ids],
         "  server queue wait (created→started)": [rows[pk].queue_ms for pk in ids],
     }
