@@ -158,7 +158,7 @@ class Runner:
             self._wake.clear()
             if room > 0:
                 try:
-                    taken, prepared = await in_db(self._take)(room)
+                    taken, contexts = await in_db(self._take)(room)
                     delay = 0.1
                 except IntegrityError:
                     # A race on a job lock (try again), or our worker row was pruned because we
@@ -174,7 +174,7 @@ class Runner:
                     delay = min(delay * 2, 5.0)
                     continue
                 for job in taken:
-                    self._start(job, prepared.get(job.id, {}))
+                    self._start(job, contexts.get(job.id, {}))
                 metrics.JOBS_TAKEN.inc(len(taken))
             if not wait and not taken and not self._held:
                 return  # Drained.
