@@ -54,6 +54,11 @@ class InferenceRequest(models.Model):
         indexes = [
             models.Index(fields=["owner", "-created_at"], name="request_owner_recent"),
             models.Index(fields=["status", "model", "created_at"], name="request_status_model"),
+            # Throughput (queue_status, /metrics) and pruning look at recent or old finishes.
+            models.Index(
+                fields=["finished_at"], name="request_finished",
+                condition=models.Q(finished_at__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:
