@@ -16,6 +16,8 @@ from django.db import DatabaseError, connection
 from django.db.migrations.executor import MigrationExecutor
 from django.http import HttpResponse, JsonResponse
 
+from product.middleware import AnsweringMiddleware
+
 logger = logging.getLogger(__name__)
 
 LIVENESS_PATH = "/healthz"
@@ -26,23 +28,19 @@ READINESS_PATH = "/readyz"
 _migrations_complete = False
 
 
-class LivenessMiddleware:
-    def __init__(self, get_response) -> None:
-        self.get_response = get_response
+class LivenessMiddleware(AnsweringMiddleware):
+    def answers(self, request):
+        return request.path == LIVENESS_PATH
 
-    def __call__(self, request):
-        if request.path == LIVENESS_PATH:
-            return HttpResponse("ok", content_type="text/plain")
-        return self.get_response(request)
+    def answer(self, request):
+        return HttpResponse("ok", content_type="text/plain")
 
 
-class ReadinessMiddleware:
-    def __init__(self, get_response) -> None:
-        self.get_response = get_response
+class ReadinessMiddleware(AnsweringMiddleware):
+    def answers(self, request):
+        return request.path == READINESS_PATH
 
-    def __call__(self, request):
-        if request.path != READINESS_PATH:
-            return self.get_response(request)
+    def answer(self, request):
         problem = readiness_problem()
         if problem is None:
             response = JsonResponse({"status": "ready"})

@@ -29,6 +29,7 @@ from prometheus_client.registry import Collector
 from product.inference import selectors
 from product.inference.models import ACTIVE_STATUSES, FINAL_STATUSES
 from product.inference.specs import REGISTRY as MODEL_REGISTRY
+from product.middleware import AnsweringMiddleware
 
 logger = logging.getLogger(__name__)
 
@@ -165,17 +166,15 @@ def _metrics_response() -> HttpResponse:
     return response
 
 
-class MetricsTokenMiddleware:
+class MetricsTokenMiddleware(AnsweringMiddleware):
     """Answers /metrics for a scraper holding METRICS_TOKEN, before host checks and https
     redirects; without a token configured, /metrics goes on to ``metrics_view``."""
 
-    def __init__(self, get_response) -> None:
-        self.get_response = get_response
+    def answers(self, request: HttpRequest) -> bool:
+        return request.path == METRICS_PATH and bool(settings.METRICS_TOKEN)
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.path == METRICS_PATH and settings.METRICS_TOKEN:
-            return _token_response(request)
-        return self.get_response(request)
+    def answer(self, request: HttpRequest) -> HttpResponse:
+        return _token_response(request)
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import sys
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.core.signals import got_request_exception
 from django.db import InterfaceError, OperationalError
@@ -33,11 +34,26 @@ _MARK = "_database_unavailable"
 
 
 class DatabaseUnavailableMiddleware:
+    # Works in sync and async chains, so under ASGI Django need not hop threads around it.
+    sync_capable = True
+    async_capable = True
+
     def __init__(self, get_response) -> None:
         self.get_response = get_response
+        self._async = iscoroutinefunction(get_response)
+        if self._async:
+            markcoroutinefunction(self)
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        response = self.get_response(request)
+    def __call__(self, request: HttpRequest):
+        if self._async:
+            return self._acall(request)
+        return self._checked(request, self.get_response(request))
+
+    async def _acall(self, request: HttpRequest) -> HttpResponse:
+        return self._checked(request, await self.get_response(request))
+
+    @staticmethod
+    def _checked(request: HttpRequest, response: HttpResponse) -> HttpResponse:
         if getattr(request, _MARK, False) and response.status_code == 500:
             return unavailable_response(request)
         return response
