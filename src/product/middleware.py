@@ -1,8 +1,8 @@
-"""A base for the project's middleware that answers a few paths itself and passes the rest on.
+"""Bases for the project's middleware, which run in Django's sync and async chains alike.
 
-It runs in Django's sync and async chains alike. Under ASGI the chain is async; a sync-only
-middleware there makes Django hop to a thread and back around it for every request, so ours
-stay async-capable and only their own answers (which may touch the database) run in a thread.
+Under ASGI the chain is async; a sync-only middleware there makes Django hop to a thread and
+back around it for every request, so ours stay async-capable, and only their own answers
+(which may touch the database) run in a thread.
 """
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_asy
 from django.http import HttpRequest, HttpResponse
 
 
-class AnsweringMiddleware:
+class DualModeMiddleware:
+    """Takes the mode (sync or async) of the chain it is put in."""
+
     sync_capable = True
     async_capable = True
 
@@ -20,6 +22,9 @@ class AnsweringMiddleware:
         self._async = iscoroutinefunction(get_response)
         if self._async:
             markcoroutinefunction(self)
+
+
+class AnsweringMiddleware(DualModeMiddleware):
 
     def answers(self, request: HttpRequest) -> bool:
         """Whether this middleware answers ``request`` itself (cheap: no database)."""

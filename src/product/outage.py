@@ -19,12 +19,13 @@ from __future__ import annotations
 import logging
 import sys
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.core.signals import got_request_exception
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
+
+from product.middleware import DualModeMiddleware
 
 logger = logging.getLogger(__name__)
 
@@ -33,17 +34,7 @@ MESSAGE = "the database is unavailable right now; try again in a few seconds."
 _MARK = "_database_unavailable"
 
 
-class DatabaseUnavailableMiddleware:
-    # Works in sync and async chains, so under ASGI Django need not hop threads around it.
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response) -> None:
-        self.get_response = get_response
-        self._async = iscoroutinefunction(get_response)
-        if self._async:
-            markcoroutinefunction(self)
-
+class DatabaseUnavailableMiddleware(DualModeMiddleware):
     def __call__(self, request: HttpRequest):
         if self._async:
             return self._acall(request)
