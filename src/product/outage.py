@@ -25,8 +25,6 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 
-from product.middleware import DualModeMiddleware
-
 logger = logging.getLogger(__name__)
 
 UNAVAILABLE_ERRORS = (OperationalError, InterfaceError)
@@ -34,17 +32,12 @@ MESSAGE = "the database is unavailable right now; try again in a few seconds."
 _MARK = "_database_unavailable"
 
 
-class DatabaseUnavailableMiddleware(DualModeMiddleware):
-    def __call__(self, request: HttpRequest):
-        if self._async:
-            return self._acall(request)
-        return self._checked(request, self.get_response(request))
+class DatabaseUnavailableMiddleware:
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
 
-    async def _acall(self, request: HttpRequest) -> HttpResponse:
-        return self._checked(request, await self.get_response(request))
-
-    @staticmethod
-    def _checked(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
         if getattr(request, _MARK, False) and response.status_code == 500:
             return unavailable_response(request)
         return response

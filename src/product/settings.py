@@ -61,6 +61,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: the whole chain runs in one thread per request, not a thread hop per hook.
+    "product.middleware.SyncChain",
 ]
 
 ROOT_URLCONF = "product.urls"
