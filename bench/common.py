@@ -55,6 +55,38 @@ def setup_django(database: str = "product_bench") -> None:
     os.environ.setdefault("GPU_RUNNER_MAX_BATCH_SIZE", str(settings.GPU_RUNNER_MAX_BATCH_SIZE))
 
 
+def process_cpu_seconds(pid: int, *, children: bool = False) -> float:
+    """CPU seconds (user + system) ``pid`` has used; with ``children``, also those of its
+    exited children it has waited for."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])
+    if children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def database_cpu_seconds() -> float | None:
+    """CPU seconds the PostgreSQL server has used (postmaster, its live processes and the
+    exited ones); None when it does not run on this machine."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
+    try:
+        status = Path(f"/proc/{backend}/status").read_text()
+        postmaster = int(next(line for line in status.splitlines() if line.startswith("PPid:")).split()[1])
+        total = process_cpu_seconds(postmaster, children=True)
+        for child in Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text().split():
+            try:
+                total += process_cpu_seconds(int(child))
+            except OSError:  # It exited meanwhile (and its time moved to the postmaster's).
+                pass
+        return total
+    except (OSError, StopIteration, ValueError):
+        return None
+
+
 def describe_machine() -> str:
     import platform
 

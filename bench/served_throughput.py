@@ -22,7 +22,15 @@ import threading
 import time
 from pathlib import Path
 
-from common import describe_machine, load_model, raw_throughput, sentences, setup_django
+from common import (
+    database_cpu_seconds,
+    describe_machine,
+    load_model,
+    process_cpu_seconds,
+    raw_throughput,
+    sentences,
+    setup_django,
+)
 
 
 def main() -> None:
@@ -34,6 +42,7 @@ def main() -> None:
     parser.add_argument("--raw-batch", type=int, default=64, help="Batch size of the raw figure.")
     options = parser.parse_args()
     setup_django()
+    import torch
     from django.conf import settings
     from django.contrib.auth import get_user_model
     from django.db.models import Max, Min, Sum
@@ -47,6 +56,8 @@ def main() -> None:
     model = load_model()
     raw = raw_throughput(model, texts[:4096], options.raw_batch)
     tokens_per_text = sum(map(len, model.prepare(texts[:1024]))) / 1024
+    # On a CPU the raw figure keeps this many cores busy; the served run shares them.
+    model_threads = torch.get_num_threads() if model.device.type == "cpu" else None
     del model
 
     user = get_user_model().objects.create_user("bench", password=secrets.token_urlsafe())
@@ -94,16 +105,21 @@ def main() -> None:
         return {"requests": len(ids), "texts": span["n"], "seconds": seconds,
                 "texts_s": span["n"] / seconds}
 
-    def cpu_seconds(pid: int) -> float:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    def cpu_seconds() -> dict[str, float | None]:
+        return {
+            "web": process_cpu_seconds(web.popen.pid),
+            "runner": process_cpu_seconds(runner.popen.pid),
+            "postgres": database_cpu_seconds(),
+            "client": process_cpu_seconds(os.getpid()),  # HTTP clients (and the polling)
+        }
 
     def cpu_split(run) -> tuple[dict, dict]:
-        """Run ``run`` and return its result and the CPU seconds web and runner spent on it."""
-        before = {name: cpu_seconds(p.popen.pid) for name, p in (("web", web), ("runner", runner))}
+        """Run ``run``; return its result and the CPU seconds each process spent meanwhile."""
+        before = cpu_seconds()
         result = run()
-        return result, {name: cpu_seconds(p.popen.pid) - before[name]
-                        for name, p in (("web", web), ("runner", runner))}
+        after = cpu_seconds()
+        return result, {name: None if after[name] is None else after[name] - before[name]
+                        for name in after}
 
     single_bodies = [{"model": MINILM.name, "input": t} for t in texts[: options.single]]
     bulk_bodies = [
@@ -122,14 +138,18 @@ def main() -> None:
           f"MAX_BATCH_TOKENS={settings.GPU_RUNNER_MAX_BATCH_TOKENS}, "
           f"CONCURRENCY={settings.GPU_RUNNER_CONCURRENCY}, "
           f"BATCH_WAIT_MS={settings.GPU_RUNNER_BATCH_WAIT_MS}; {options.clients} client threads")
-    print(f"raw model, batch {raw['batch']}: {raw['texts_s']:,.0f} texts/s, {raw['tokens_s']:,.0f} tokens/s")
+    print(f"raw model, batch {raw['batch']}: {raw['texts_s']:,.0f} texts/s, "
+          f"{raw['tokens_s']:,.0f} tokens/s" + (
+              f"; {model_threads} threads = {model_threads * 1000 / raw['texts_s']:.1f} ms of CPU per text"
+              if model_threads else ""))
     for name, result in (("one-text requests", single), (f"bulk requests of {options.bulk_size}", bulk)):
         print(f"served, {name}: {result['requests']} requests, {result['texts']} texts in "
               f"{result['seconds']:.1f} s = {result['texts_s']:,.0f} texts/s, "
               f"{result['texts_s'] * tokens_per_text:,.0f} tokens/s; "
-              f"served/raw = {result['texts_s'] / raw['texts_s']:.2f}; CPU s: web "
-              f"{result['cpu']['web']:.1f}, runner {result['cpu']['runner']:.1f}")
-
+              f"served/raw = {result['texts_s'] / raw['texts_s']:.2f}")
+        print("  CPU ms per text: " + ", ".join(
+            f"{process} {seconds * 1000 / result['texts']:.1f}"
+            for process, seconds in result["cpu"].items() if seconds is not None))
 
 if __name__ == "__main__":
     main()
