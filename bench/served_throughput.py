@@ -1,6 +1,7 @@
 """Served throughput through the whole system (HTTP submit → queue → runner → row), for many
 concurrent one-text requests and for bulk requests, and its ratio to the raw model measured
-in the same run on the same device.
+in the same run on the same device (before and after the served runs, to cancel out a
+machine whose speed drifts; the ratio is to their mean).
 
 Starts its own web and runner processes on a `product_bench` database. Clients submit over
 HTTP from several threads without waiting for results; throughput is texts finished per second
@@ -54,11 +55,10 @@ def main() -> None:
 
     texts = sentences(max(options.single, options.bulk * options.bulk_size))
     model = load_model()
-    raw = raw_throughput(model, texts[:4096], options.raw_batch)
+    raw_before = raw_throughput(model, texts[:4096], options.raw_batch)
     tokens_per_text = sum(map(len, model.prepare(texts[:1024]))) / 1024
     # On a CPU the raw figure keeps this many cores busy; the served run shares them.
     model_threads = torch.get_num_threads() if model.device.type == "cpu" else None
-    del model
 
     user = get_user_model().objects.create_user("bench", password=secrets.token_urlsafe())
     headers = {"Authorization": "Bearer " + token_create(user=user, name="bench")[1],
@@ -132,13 +132,16 @@ def main() -> None:
     finally:
         web.terminate()
         runner.terminate()
+    raw_after = raw_throughput(model, texts[:4096], options.raw_batch)
+    raw = {key: (raw_before[key] + raw_after[key]) / 2 for key in ("texts_s", "tokens_s")}
 
     print(f"{describe_machine()}; {MINILM.name}, {tokens_per_text:.1f} tokens per text on average")
     print(f"runner: GPU_RUNNER_MAX_BATCH_SIZE={settings.GPU_RUNNER_MAX_BATCH_SIZE}, "
           f"MAX_BATCH_TOKENS={settings.GPU_RUNNER_MAX_BATCH_TOKENS}, "
           f"CONCURRENCY={settings.GPU_RUNNER_CONCURRENCY}, "
           f"BATCH_WAIT_MS={settings.GPU_RUNNER_BATCH_WAIT_MS}; {options.clients} client threads")
-    print(f"raw model, batch {raw['batch']}: {raw['texts_s']:,.0f} texts/s, "
+    print(f"raw model, batch {options.raw_batch}: {raw['texts_s']:,.0f} texts/s (before "
+          f"{raw_before['texts_s']:,.0f}, after {raw_after['texts_s']:,.0f}), "
           f"{raw['tokens_s']:,.0f} tokens/s" + (
               f"; {model_threads} threads = {model_threads * 1000 / raw['texts_s']:.1f} ms of CPU per text"
               if model_threads else ""))

@@ -32,7 +32,7 @@ from gpu_runner.models.base import InferenceError, RunnerModel
 logger = logging.getLogger(__name__)
 
 # How many batches' worth of the oldest waiting inputs are sorted together.
-WINDOW_BATCHES = 4
+WINDOW_BATCHES = 16
 
 
 @dataclass(eq=False)

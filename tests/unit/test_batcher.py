@@ -5,7 +5,7 @@ import asyncio
 import pytest
 import torch
 
-from gpu_runner.batcher import Batcher
+from gpu_runner.batcher import WINDOW_BATCHES, Batcher
 from gpu_runner.models.base import InferenceError, RunnerModel
 from product.inference.specs import MINILM
 
@@ -149,11 +149,12 @@ def test_large_requests_report_progress_as_batches_finish():
 def test_older_inputs_are_not_overtaken_by_a_stream_of_newer_ones():
     model = LengthModel()
     batcher = batcher_for(model, max_batch_size=2, max_batch_tokens=32, max_wait=0)
+    window = WINDOW_BATCHES * 2
 
     async def scenario():
         old = asyncio.ensure_future(batcher.run(["x" * 16]))
         await asyncio.sleep(0)
-        newer = [asyncio.ensure_future(batcher.run(["y"])) for _ in range(40)]
+        newer = [asyncio.ensure_future(batcher.run(["y"])) for _ in range(5 * window)]
         await old
         done_when_old_finished = sum(task.done() for task in newer)
         await asyncio.gather(*newer)
@@ -161,7 +162,7 @@ def test_older_inputs_are_not_overtaken_by_a_stream_of_newer_ones():
 
     # The long input is in the first window, so at most a window's worth of short ones
     # (WINDOW_BATCHES batches) ran before it.
-    assert run(scenario()) <= 8
+    assert run(scenario()) <= window
 
 
 def test_a_lone_job_is_not_held_back_waiting_for_a_full_batch():
