@@ -19,7 +19,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def summary_row(name: str, values: list[float]) -> str:
     return (
-        f"{name:<40} {percentile(values, 50):8.1f} {percentile(values, 95):8.1f} "
+        f"{name:<56} {percentile(values, 50):8.1f} {percentile(values, 95):8.1f} "
         f"{percentile(values, 99):8.1f} {statistics.fmean(values):8.1f}"
     )
 

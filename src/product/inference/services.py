@@ -37,6 +37,26 @@ def _notify(request: InferenceRequest) -> None:
         cursor.execute("SELECT pg_notify(%s, %s)", [settings.INFERENCE_STATUS_CHANNEL, payload])
 
 
+def _notifying(update: str) -> str:
+    """``update`` (an ``UPDATE … RETURNING`` of request rows, with ``%(channel)s`` among its
+    parameters) made to NOTIFY web processes of each row it changed, in the same statement:
+    one round trip instead of two, and Postgres delivers the notes only if we commit."""
+    return f"""
+        WITH changed AS ({update})
+        SELECT changed.*,
+               pg_notify(%(channel)s, json_build_object(
+                   'id', changed.id, 'owner', changed.owner_id, 'status', changed.status)::text)
+          FROM changed
+    """
+
+
+def _update_notifying(update: str, params: dict) -> list[tuple]:
+    """Run ``update`` (``RETURNING r.id, …``) with its notes; the rows it changed."""
+    with connection.cursor() as cursor:
+        cursor.execute(_notifying(update), {**params, "channel": settings.INFERENCE_STATUS_CHANNEL})
+        return cursor.fetchall()
+
+
 def request_submit(*, user: Any, model: str, raw_input: Any) -> InferenceRequest:
     """Validate input, write the request row and defer its job in one transaction.
 
@@ -49,8 +69,11 @@ def request_submit(*, user: Any, model: str, raw_input: Any) -> InferenceRequest
             owner=user, model=spec.name, inputs=texts, item_count=len(texts)
         )
         request.job_id = jobs.defer_run(request_id=request.pk, model=spec.name)
-        request.save(update_fields=["job_id"])
-        _notify(request)
+        _update_notifying(
+            f"UPDATE {TABLE} AS r SET job_id = %(job_id)s WHERE r.id = %(id)s "
+            "RETURNING r.id, r.owner_id, r.status",
+            {"job_id": request.job_id, "id": request.pk},
+        )
     return request
 
 
@@ -98,8 +121,8 @@ def requests_requeue(*, requests: Iterable[InferenceRequest]) -> list[InferenceR
 
 # --- Runner-side writes ------------------------------------------------------------------------
 # The runner calls these with every request that reached the same step together (one statement
-# for many requests), inside its own transaction where it has one (savepoint=False: joining it
-# costs no extra round trip). Each write is conditional on the request still being run by that job.
+# for many requests, notifying included), inside its own transaction where it has one. Each write
+# is conditional on the request still being run by that job.
 
 
 @dataclass(frozen=True)
@@ -123,16 +146,6 @@ class Outcome:
     compute_ms: float | None = None
 
 
-def _notify_many(rows: Iterable[tuple[int, int, str]]) -> None:
-    payloads = [json.dumps({"id": pk, "owner": owner, "status": status}) for pk, owner, status in rows]
-    if payloads:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_notify(%s, payload) FROM unnest(%s::text[]) AS payload",
-                [settings.INFERENCE_STATUS_CHANNEL, payloads],
-            )
-
-
 def _claimed(claims: Iterable[Claim]) -> dict:
     claims = list(claims)
     return {
@@ -144,22 +157,17 @@ def _claimed(claims: Iterable[Claim]) -> dict:
 def requests_start(*, claims: Iterable[Claim]) -> dict[int, InferenceRequest]:
     """Mark requests running for their jobs; returns them by job id. A request that should not
     run (cancelled, deleted, or now owned by another job) is left out."""
-    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            UPDATE {TABLE} AS r
-               SET status = 'running', started_at = now(), attempts = r.attempts + 1,
-                   items_done = 0
-              FROM unnest(%(ids)s::bigint[], %(job_ids)s::bigint[]) AS c(id, job_id)
-             WHERE r.id = c.id AND r.job_id = c.job_id AND r.status IN ('queued', 'running')
-            RETURNING r.id, r.owner_id, r.status
-            """,
-            _claimed(claims),
-        )
-        rows = cursor.fetchall()
-        _notify_many(rows)
-        started = InferenceRequest.objects.filter(pk__in=[row[0] for row in rows])
-        return {request.job_id: request for request in started}
+    update = f"""
+        UPDATE {TABLE} AS r
+           SET status = 'running', started_at = now(), attempts = r.attempts + 1, items_done = 0
+          FROM unnest(%(ids)s::bigint[], %(job_ids)s::bigint[]) AS c(id, job_id)
+         WHERE r.id = c.id AND r.job_id = c.job_id AND r.status IN ('queued', 'running')
+        RETURNING r.*
+    """
+    started = InferenceRequest.objects.raw(
+        _notifying(update), {**_claimed(claims), "channel": settings.INFERENCE_STATUS_CHANNEL}
+    )
+    return {request.job_id: request for request in started}
 
 
 def requests_progress(*, progress: Iterable[tuple[Claim, int]]) -> None:
@@ -167,19 +175,17 @@ def requests_progress(*, progress: Iterable[tuple[Claim, int]]) -> None:
     progress = list(progress)
     if not progress:
         return
-    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            UPDATE {TABLE} AS r
-               SET items_done = GREATEST(r.items_done, p.done)
-              FROM unnest(%(ids)s::bigint[], %(job_ids)s::bigint[], %(done)s::int[])
-                   AS p(id, job_id, done)
-             WHERE r.id = p.id AND r.job_id = p.job_id AND r.status = 'running'
-            RETURNING r.id, r.owner_id, r.status
-            """,
-            {**_claimed(claim for claim, _ in progress), "done": [done for _, done in progress]},
-        )
-        _notify_many(cursor.fetchall())
+    _update_notifying(
+        f"""
+        UPDATE {TABLE} AS r
+           SET items_done = GREATEST(r.items_done, p.done)
+          FROM unnest(%(ids)s::bigint[], %(job_ids)s::bigint[], %(done)s::int[])
+               AS p(id, job_id, done)
+         WHERE r.id = p.id AND r.job_id = p.job_id AND r.status = 'running'
+        RETURNING r.id, r.owner_id, r.status
+        """,
+        {**_claimed(claim for claim, _ in progress), "done": [done for _, done in progress]},
+    )
 
 
 def requests_finish(*, outcomes: Iterable[Outcome]) -> set[int]:
@@ -194,57 +200,49 @@ def requests_finish(*, outcomes: Iterable[Outcome]) -> set[int]:
     ]
     if not records:
         return set()
-    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            UPDATE {TABLE} AS r
-               SET status = o.status, output = o.output, error = o.error,
-                   traceback = o.traceback, compute_ms = o.compute_ms, finished_at = now(),
-                   items_done = CASE WHEN o.status = 'succeeded' THEN r.item_count
-                                     ELSE r.items_done END
-              FROM jsonb_to_recordset(%s::jsonb) AS o(
-                   id bigint, job_id bigint, status text, output jsonb, error text,
-                   traceback text, compute_ms double precision)
-             WHERE r.id = o.id AND r.job_id = o.job_id AND r.status = 'running'
-            RETURNING r.id, r.owner_id, r.status
-            """,
-            [orjson.dumps(records).decode()],  # Results are large: orjson is ~15x faster.
-        )
-        rows = cursor.fetchall()
-        _notify_many(rows)
+    rows = _update_notifying(
+        f"""
+        UPDATE {TABLE} AS r
+           SET status = o.status, output = o.output, error = o.error,
+               traceback = o.traceback, compute_ms = o.compute_ms, finished_at = now(),
+               items_done = CASE WHEN o.status = 'succeeded' THEN r.item_count
+                                 ELSE r.items_done END
+          FROM jsonb_to_recordset(%(records)s::jsonb) AS o(
+               id bigint, job_id bigint, status text, output jsonb, error text,
+               traceback text, compute_ms double precision)
+         WHERE r.id = o.id AND r.job_id = o.job_id AND r.status = 'running'
+        RETURNING r.id, r.owner_id, r.status
+        """,
+        {"records": orjson.dumps(records).decode()},  # Results are large: orjson is ~15x faster.
+    )
     return {row[0] for row in rows}
 
 
 def requests_release(*, job_ids: Iterable[int]) -> None:
     """Show the requests of jobs that went back to the queue (handed back by a stopping runner,
     or rescued from a dead one) as queued again."""
-    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            UPDATE {TABLE}
-               SET status = 'queued', started_at = NULL, items_done = 0
-             WHERE job_id = ANY(%s) AND status = 'running'
-            RETURNING id, owner_id, status
-            """,
-            [list(job_ids)],
-        )
-        _notify_many(cursor.fetchall())
+    _update_notifying(
+        f"""
+        UPDATE {TABLE} AS r
+           SET status = 'queued', started_at = NULL, items_done = 0
+         WHERE r.job_id = ANY(%(job_ids)s) AND r.status = 'running'
+        RETURNING r.id, r.owner_id, r.status
+        """,
+        {"job_ids": list(job_ids)},
+    )
 
 
 def requests_fail_lost(*, job_ids: Iterable[int], error: str) -> int:
     """Fail the active requests of jobs that will not run again (their runner kept dying)."""
-    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            UPDATE {TABLE}
-               SET status = 'failed', error = %s, finished_at = now()
-             WHERE job_id = ANY(%s) AND status IN ('queued', 'running')
-            RETURNING id, owner_id, status
-            """,
-            [error, list(job_ids)],
-        )
-        rows = cursor.fetchall()
-        _notify_many(rows)
+    rows = _update_notifying(
+        f"""
+        UPDATE {TABLE} AS r
+           SET status = 'failed', error = %(error)s, finished_at = now()
+         WHERE r.job_id = ANY(%(job_ids)s) AND r.status IN ('queued', 'running')
+        RETURNING r.id, r.owner_id, r.status
+        """,
+        {"error": error, "job_ids": list(job_ids)},
+    )
     return len(rows)
 
 
