@@ -4,8 +4,9 @@ The runner claims the request in the transaction that takes the job (``RUNNER_HO
 task hands the inputs to the model's batcher, and returns the outcome, which the runner writes
 in the transaction that records the job as succeeded: a job and its request row change
 together, with one round trip for all jobs that move together. Database errors are retried by
-Procrastinate's retry strategy; an input the model cannot run fails the request with a readable
-error and fails the job, so the queue's admin shows the truth.
+Procrastinate's retry strategy; an input the model cannot run, or an error with no retry left,
+fails the job and, in the same transaction, the request, with a readable error, so the
+request and the queue's admin both show the truth.
 """
 
 from __future__ import annotations
@@ -51,7 +52,16 @@ def _store(outcomes: list[Outcome | None]) -> None:
     services.requests_finish(outcomes=[outcome for outcome in outcomes if outcome is not None])
 
 
-RUNNER_HOOKS = {RUN_REQUEST_TASK: TaskHooks(on_taken=_claim, on_succeeded=_store)}
+def _store_failures(failures: list[tuple[Job, BaseException]]) -> None:
+    """Fail the requests of jobs that failed for good (in the transaction that fails the jobs)."""
+    services.requests_finish(
+        outcomes=[_failure(Claim(job.task_kwargs["request_id"], job.id), error) for job, error in failures]
+    )
+
+
+RUNNER_HOOKS = {
+    RUN_REQUEST_TASK: TaskHooks(on_taken=_claim, on_succeeded=_store, on_failed=_store_failures)
+}
 
 
 class RequestWrites:
@@ -120,7 +130,8 @@ RETRYABLE = (db.OperationalError, db.InterfaceError, psycopg.OperationalError)
 async def run_request(context: JobContext, request_id: int) -> Outcome | None:
     writes = request_writes()
     claim = Claim(request_id=request_id, job_id=context.job.id)
-    if "taken" in context.additional_context:
+    hooked = "taken" in context.additional_context
+    if hooked:
         request = context.additional_context["taken"]
     else:  # Run by a worker without the runner's hooks (e.g. Procrastinate's own).
         request = (await in_db(services.requests_start)(claims=[claim])).get(claim.job_id)
@@ -133,28 +144,32 @@ async def run_request(context: JobContext, request_id: int) -> Outcome | None:
             request.inputs, on_progress=writes.progress_reporter(claim)
         )
         output = runtime.models[request.model].pack(outputs)
-    except InferenceError as error:
-        await writes.finishes.submit(_failure(claim, str(error), error.__cause__))
-        raise
     except asyncio.CancelledError:
         if context.abort_reason() is AbortReason.SHUTDOWN:
             await writes.releases.submit(claim.job_id)  # Handed back: show it queued again.
         raise
     except Exception as error:
+        # The runner's on_failed hook fails the request with its job; without it, do it here.
         last_attempt = context.job.attempts + 1 >= settings.INFERENCE_MAX_ATTEMPTS
-        if last_attempt or not isinstance(error, RETRYABLE):
-            await writes.finishes.submit(_failure(claim, f"the runner failed: {error}", error))
+        if not hooked and (last_attempt or not isinstance(error, RETRYABLE)):
+            await writes.finishes.submit(_failure(claim, error))
         raise
     outcome = Outcome(
         request_id=request_id, job_id=claim.job_id, status=RequestStatus.SUCCEEDED,
         output=output, compute_ms=compute_ms,
     )
-    if "taken" not in context.additional_context:
+    if not hooked:
         await writes.finishes.submit(outcome)
     return outcome
 
 
-def _failure(claim: Claim, message: str, cause: BaseException | None) -> Outcome:
+def _failure(claim: Claim, error: BaseException) -> Outcome:
+    """The failed outcome for ``error``: an input the model cannot run says why (its cause is
+    the traceback, for staff); anything else is the runner's failure."""
+    if isinstance(error, InferenceError):
+        message, cause = str(error), error.__cause__
+    else:
+        message, cause = f"the runner failed: {error}", error
     return Outcome(
         request_id=claim.request_id,
         job_id=claim.job_id,

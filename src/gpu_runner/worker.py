@@ -49,17 +49,20 @@ class TaskHooks:
     ``on_taken(jobs)`` runs in the transaction that takes the jobs; what it returns for a job
     id reaches that job's task as ``context.additional_context["taken"]``.
     ``on_succeeded(results)`` runs in the transaction that records jobs as succeeded, with
-    what their tasks returned.
+    what their tasks returned; ``on_failed([(job, error), ...])`` in the one that records jobs
+    as failed for good (no retry left), with the errors their tasks raised.
     """
 
     on_taken: Callable[[list[Job]], Mapping[int, Any]] | None = None
     on_succeeded: Callable[[list[Any]], None] | None = None
+    on_failed: Callable[[list[tuple[Job, BaseException]]], None] | None = None
 
 
 @dataclass(frozen=True)
 class _Finished:
     status: str  # "succeeded" | "failed" | "aborted"
     result: Any = None
+    error: BaseException | None = None  # Why it failed.
 
 
 @dataclass(frozen=True)
@@ -273,7 +276,7 @@ class Runner:
                 logger.warning("job %s failed (%s); retrying", job.id, _first_line(error))
                 return _Retry(decision.retry_at, decision.priority, decision.queue, decision.lock)
             logger.error("job %s failed", job.id, exc_info=error)
-            return _Finished("failed")
+            return _Finished("failed", error=error)
 
     async def _persist(self, finished: list[tuple[Job, _Outcome]]) -> list[None]:
         """Write the outcomes of many jobs in one transaction, waiting out a database outage."""
@@ -348,14 +351,9 @@ def _persist_outcomes(
     from django.db import transaction
 
     with transaction.atomic():
-        succeeded = _by_task(
-            [job for job, outcome in finished if isinstance(outcome, _Finished) and outcome.status == "succeeded"]
+        _run_outcome_hooks(
+            hooks, [(job, outcome) for job, outcome in finished if isinstance(outcome, _Finished)]
         )
-        results = {job.id: outcome.result for job, outcome in finished if isinstance(outcome, _Finished)}
-        for task_name, jobs in succeeded.items():
-            task_hooks = hooks.get(task_name)
-            if task_hooks is not None and task_hooks.on_succeeded is not None:
-                task_hooks.on_succeeded([results[job.id] for job in jobs])
         jobqueue.finish(
             worker_id=worker_id,
             outcomes=[
@@ -373,6 +371,23 @@ def _persist_outcomes(
             worker_id=worker_id,
             job_ids=[job.id for job, outcome in finished if isinstance(outcome, _HandBack)],
         )
+
+
+def _run_outcome_hooks(hooks: Mapping[str, TaskHooks], ended: list[tuple[Job, _Finished]]) -> None:
+    """Each task's ``on_succeeded`` and ``on_failed`` hooks, once with all its jobs."""
+    by_task: dict[str, list[tuple[Job, _Finished]]] = {}
+    for job, outcome in ended:
+        by_task.setdefault(job.task_name, []).append((job, outcome))
+    for task_name, group in by_task.items():
+        task_hooks = hooks.get(task_name)
+        if task_hooks is None:
+            continue
+        results = [outcome.result for _, outcome in group if outcome.status == "succeeded"]
+        if results and task_hooks.on_succeeded is not None:
+            task_hooks.on_succeeded(results)
+        failures = [(job, outcome.error) for job, outcome in group if outcome.error is not None]
+        if failures and task_hooks.on_failed is not None:
+            task_hooks.on_failed(failures)
 
 
 def _by_task(jobs: list[Job]) -> dict[str, list[Job]]:

@@ -48,6 +48,20 @@ def test_an_input_the_model_refuses_fails_the_request_with_a_readable_error(
     assert ProcrastinateJob.objects.get(id=request.job_id).status == "failed"
 
 
+def test_a_runner_error_fails_the_request_with_its_job(make_user, refusing_model, monkeypatch):
+    refusing_model.refuse = False
+    monkeypatch.setattr(refusing_model, "crash", True)
+    request = services.request_submit(user=make_user(), model=SPEC.name, raw_input="x")
+
+    drain([SPEC.queue])
+
+    request.refresh_from_db()
+    assert request.status == RequestStatus.FAILED
+    assert request.error == "the runner failed: the test model crashed"
+    assert "RuntimeError: the test model crashed" in request.traceback
+    assert ProcrastinateJob.objects.get(id=request.job_id).status == "failed"
+
+
 def test_requeue_command_runs_a_failed_request_again(make_user, refusing_model):
     request = services.request_submit(user=make_user(), model=SPEC.name, raw_input="four")
     drain([SPEC.queue])

@@ -1,4 +1,5 @@
-"""A runner model for tests of the failure path: it refuses every input while ``refuse`` is set.
+"""A runner model for tests of the failure path: it refuses every input while ``refuse`` is set,
+and crashes packing its result (a bug in the runner, not a bad input) while ``crash`` is set.
 
 The real model cannot be made to fail on demand; this one runs through the very same runner,
 queue and database code, so only the model's answer is chosen by the test."""
@@ -11,6 +12,7 @@ from product.inference.specs import ModelSpec
 
 class RefusingModel(RunnerModel):
     refuse = False
+    crash = False
     max_input_tokens = 100
 
     def load(self) -> None:
@@ -28,6 +30,8 @@ class RefusingModel(RunnerModel):
         return [[float(len(item))] for item in batch]
 
     def pack(self, outputs: list[list[float]]) -> dict:
+        if RefusingModel.crash:
+            raise RuntimeError("the test model crashed")
         return {"dim": 1, "embeddings": outputs}
 
 
