@@ -98,7 +98,7 @@ def test_users_see_and_act_only_on_their_own_requests(client, make_user, token_f
 def test_staff_see_every_request(client, make_user, token_for):
     alice = make_user("alice")
     services.request_submit(user=alice, model=MINILM.name, raw_input="alice's text")
-    as_staff = {"HTTP_AUTHORIZATION": token_for(make_user("ops", staff=True))}
+    as_staff = {"HTTP_AUTHORIZATION": token_for(make_user("ops", superuser=True))}
 
     assert len(client.get(URL, **as_staff).json()["results"]) == 1
 

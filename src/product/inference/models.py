@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Now
 
 
 class RequestStatus(models.TextChoices):
@@ -10,6 +11,13 @@ class RequestStatus(models.TextChoices):
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"
+
+
+class RequestPriority(models.TextChoices):
+    """Which class of work a request is: interactive work always goes before bulk work."""
+
+    INTERACTIVE = "interactive", "Interactive"
+    BULK = "bulk", "Bulk"
 
 
 ACTIVE_STATUSES = (RequestStatus.QUEUED, RequestStatus.RUNNING)
@@ -35,6 +43,10 @@ class InferenceRequest(models.Model):
     status = models.CharField(
         max_length=16, choices=RequestStatus.choices, default=RequestStatus.QUEUED
     )
+    priority = models.CharField(
+        max_length=16, choices=RequestPriority.choices, default=RequestPriority.INTERACTIVE,
+        help_text="Interactive work runs before bulk work; within each, users take turns.",
+    )
     job_id = models.BigIntegerField(null=True, blank=True, db_index=True)
     attempts = models.PositiveIntegerField(default=0, help_text="Times a runner started it.")
     output = models.JSONField(null=True, blank=True)
@@ -42,7 +54,9 @@ class InferenceRequest(models.Model):
     traceback = models.TextField(
         blank=True, help_text="Where an unexpected failure came from (shown to staff only)."
     )
-    created_at = models.DateTimeField(auto_now_add=True)
+    # Every timestamp a duration is computed from comes from PostgreSQL's clock (now()), so a
+    # web process whose clock drifts can never make a queue time negative.
+    created_at = models.DateTimeField(db_default=Now())
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     compute_ms = models.FloatField(
@@ -85,3 +99,25 @@ class InferenceRequest(models.Model):
         if self.finished_at is None:
             return None
         return (self.finished_at - self.created_at).total_seconds() * 1000
+
+
+class IdempotencyKey(models.Model):
+    """An ``Idempotency-Key`` a user sent with a submit: the same key and body return the
+    request it created instead of creating another. Kept at least INFERENCE_IDEMPOTENCY_TTL."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="idempotency_keys"
+    )
+    key = models.CharField(max_length=255)
+    body_digest = models.CharField(max_length=64, help_text="SHA-256 of the submitted body.")
+    request = models.ForeignKey(InferenceRequest, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "key"], name="idempotency_key_per_owner")
+        ]
+        indexes = [models.Index(fields=["created_at"], name="idempotency_key_created")]
+
+    def __str__(self) -> str:
+        return f"idempotency key {self.key!r} of {self.owner_id} -> request {self.request_id}"

@@ -29,9 +29,15 @@ LIST_FIELDS = (
 )
 
 
+def sees_all_requests(user: Any) -> bool:
+    """Whether ``user`` may see every user's requests: a Django permission (superusers have
+    it; staff only when granted it), not ``is_staff`` alone."""
+    return user.is_active and user.has_perm("inference.view_inferencerequest")
+
+
 def visible_requests(*, user: Any) -> QuerySet[InferenceRequest]:
     requests = InferenceRequest.objects.all()
-    if not user.is_staff:
+    if not sees_all_requests(user):
         requests = requests.filter(owner=user)
     return requests
 
