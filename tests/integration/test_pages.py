@@ -46,7 +46,7 @@ def test_users_cannot_see_others_requests_in_pages(client, make_user):
 
 def test_staff_see_others_requests(client, make_user):
     request = services.request_submit(user=make_user("alice"), model=MINILM.name, raw_input="words")
-    client.force_login(make_user("ops", staff=True))
+    client.force_login(make_user("ops", superuser=True))
     page = client.get(f"/requests/{request.pk}/")
     assert page.status_code == 200 and "alice" in page.content.decode()
 
