@@ -183,6 +183,9 @@ INFERENCE_STREAM_KEEPALIVE = env_float("INFERENCE_STREAM_KEEPALIVE", 15.0)
 # Runs a request's job gets before it fails for good: a transient error (database) or a lost
 # runner (crash, kill) costs one; an input the model cannot run fails at once.
 INFERENCE_MAX_ATTEMPTS = env_int("INFERENCE_MAX_ATTEMPTS", 3)
+# A request that names no priority is interactive up to this many texts, bulk above
+# (interactive work runs before bulk work; within each, users take turns).
+INFERENCE_INTERACTIVE_MAX_TEXTS = env_int("INFERENCE_INTERACTIVE_MAX_TEXTS", 16)
 
 # --- GPU runner -----------------------------------------------------------------------------
 # Models this runner hosts (comma-separated names; empty means every registered model).
@@ -199,6 +202,13 @@ GPU_RUNNER_MAX_BATCH_SIZE = env_int("GPU_RUNNER_MAX_BATCH_SIZE", 64)
 GPU_RUNNER_MAX_BATCH_TOKENS = env_int("GPU_RUNNER_MAX_BATCH_TOKENS", 4096)
 # How long an idle model waits for more inputs to join the first one (milliseconds).
 GPU_RUNNER_BATCH_WAIT_MS = env_float("GPU_RUNNER_BATCH_WAIT_MS", 2.0)
+# Texts (summed over the bulk jobs it holds) up to which a runner takes more bulk jobs: enough
+# to fill its batches, little enough that the next user's job is not held up behind a backlog.
+# Interactive jobs are taken whenever a job slot is free.
+GPU_RUNNER_MAX_HELD_TEXTS = env_int("GPU_RUNNER_MAX_HELD_TEXTS", 16 * GPU_RUNNER_MAX_BATCH_SIZE)
+# Fair turns between users (fair intake and batching). 0 restores the old order (oldest work of
+# all users first): only for comparing, e.g. in bench/fairness.py.
+GPU_RUNNER_FAIR = env_bool("GPU_RUNNER_FAIR", True)
 # Seconds a runner given SIGTERM lets held jobs finish before handing the rest back to the queue.
 GPU_RUNNER_SHUTDOWN_GRACE = env_float("GPU_RUNNER_SHUTDOWN_GRACE", 20.0)
 # Seconds between heartbeats (and checks for stalled jobs); a runner silent for STALLED_AFTER

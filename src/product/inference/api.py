@@ -22,7 +22,8 @@ from product.inference.openapi import openapi_document
 from product.inference.presenters import request_json, result_json
 from product.inference.specs import REGISTRY, InputError
 
-SUBMIT_FIELDS = {"model", "input"}
+REQUIRED_SUBMIT_FIELDS = {"model", "input"}
+SUBMIT_FIELDS = REQUIRED_SUBMIT_FIELDS | {"priority"}
 MAX_LIST_LIMIT = 200
 
 
@@ -126,14 +127,15 @@ def _submit(request: HttpRequest) -> JsonResponse:
     unknown = sorted(set(body) - SUBMIT_FIELDS)
     if unknown:
         raise ApiError(400, "invalid_input", f"unknown field(s): {', '.join(unknown)}.")
-    for field in sorted(SUBMIT_FIELDS):
+    for field in sorted(REQUIRED_SUBMIT_FIELDS):
         if field not in body:
             raise ApiError(400, "invalid_input", f"{field} is required.")
     if not isinstance(body["model"], str):
         raise ApiError(400, "invalid_input", "model must be a string.")
     try:
         created = services.request_submit(
-            user=request.user, model=body["model"], raw_input=body["input"]
+            user=request.user, model=body["model"], raw_input=body["input"],
+            priority=body.get("priority"),
         )
     except InputError as error:
         raise ApiError(400, "invalid_input", str(error)) from None

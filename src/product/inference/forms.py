@@ -1,5 +1,6 @@
 from django import forms
 
+from product.inference.models import RequestPriority
 from product.inference.specs import DEFAULT_MODEL, REGISTRY
 
 
@@ -12,6 +13,14 @@ class SubmitForm(forms.Form):
         help_text="One text per line; each line becomes one input.",
         strip=False,
     )
+    priority = forms.ChoiceField(
+        choices=[("", "By size"), *RequestPriority.choices], required=False,
+        help_text="Interactive runs before bulk. By size: interactive for a few texts, bulk above.",
+    )
 
     def texts(self) -> list[str]:
         return [line for line in self.cleaned_data["text"].splitlines() if line.strip()]
+
+    def chosen_priority(self) -> str | None:
+        """The priority chosen, or None to let the request's size decide."""
+        return self.cleaned_data["priority"] or None

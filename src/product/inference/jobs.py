@@ -3,21 +3,47 @@
 The task body lives in the runner (``gpu_runner.tasks``); the web defers it by name, so the
 web never imports the runner or torch. Procrastinate's Django connector uses Django's own
 connection, so a job deferred inside ``transaction.atomic()`` commits or rolls back with it.
+
+A job carries what the runners' fair intake (``product.jobqueue.fetch``) needs without a join:
+its Procrastinate priority comes from the request's priority (interactive above bulk), and its
+arguments name the owner and the number of texts.
 """
 
 from __future__ import annotations
 
+from django.conf import settings
 from procrastinate.contrib.django import app
 
-from product.inference.specs import get_spec
+from product.inference.models import RequestPriority
+from product.inference.specs import InputError, get_spec
 
 RUN_REQUEST_TASK = "inference.run_request"
 
+# Procrastinate priorities (higher runs first). Jobs deferred before priorities existed have 0,
+# so they wait with bulk work.
+JOB_PRIORITY = {RequestPriority.INTERACTIVE: 10, RequestPriority.BULK: 0}
+INTERACTIVE_JOB_PRIORITY = JOB_PRIORITY[RequestPriority.INTERACTIVE]
 
-def defer_run(*, request_id: int, model: str) -> int:
+
+def choose_priority(requested: str | None, text_count: int) -> str:
+    """The request's priority: the one asked for, or by size when none is (interactive up to
+    ``INFERENCE_INTERACTIVE_MAX_TEXTS`` texts, bulk above). Raises InputError for another value."""
+    if requested is None:
+        if text_count <= settings.INFERENCE_INTERACTIVE_MAX_TEXTS:
+            return RequestPriority.INTERACTIVE
+        return RequestPriority.BULK
+    if requested not in RequestPriority.values:
+        allowed = ", ".join(RequestPriority.values)
+        raise InputError(f"priority must be one of: {allowed} (got {requested!r}).")
+    return RequestPriority(requested)
+
+
+def defer_run(*, request_id: int, model: str, owner: int, texts: int, priority: str) -> int:
     """Defer the job that runs one request on its model's queue; return the job id."""
-    task = app.configure_task(name=RUN_REQUEST_TASK, queue=get_spec(model).queue)
-    return task.defer(request_id=request_id)
+    task = app.configure_task(
+        name=RUN_REQUEST_TASK, queue=get_spec(model).queue, priority=JOB_PRIORITY[priority]
+    )
+    return task.defer(request_id=request_id, owner=owner, texts=texts)
 
 
 def cancel_job(job_id: int) -> bool:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from product.inference.models import RequestStatus
+from django.conf import settings
+
+from product.inference.models import RequestPriority, RequestStatus
 from product.inference.specs import REGISTRY
 
 
@@ -15,13 +17,24 @@ def _json(ref: str, description: str) -> dict:
 
 
 def openapi_document() -> dict:
+    priority_input = {
+        "enum": [*RequestPriority.values, None],
+        "description": (
+            "interactive runs before bulk; within each, users take turns. Omitted or null: "
+            f"interactive up to {settings.INFERENCE_INTERACTIVE_MAX_TEXTS} texts, bulk above."
+        ),
+    }
     submit_variants = [
         {
             "type": "object",
             "title": spec.title,
             "required": ["model", "input"],
             "additionalProperties": False,
-            "properties": {"model": {"const": spec.name}, "input": spec.input_schema()},
+            "properties": {
+                "model": {"const": spec.name},
+                "input": spec.input_schema(),
+                "priority": priority_input,
+            },
         }
         for spec in REGISTRY.values()
     ]
@@ -100,6 +113,7 @@ def openapi_document() -> dict:
                         "id": {"type": "integer"},
                         "model": {"type": "string"},
                         "status": {"enum": RequestStatus.values},
+                        "priority": {"enum": RequestPriority.values},
                         "item_count": {"type": "integer"},
                         "items_done": {"type": "integer", "description": "Texts finished so far (progress of a running bulk request)."},
                         "attempts": {"type": "integer"},

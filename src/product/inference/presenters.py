@@ -22,6 +22,7 @@ def request_json(request: InferenceRequest) -> dict:
         "id": request.pk,
         "model": request.model,
         "status": request.status,
+        "priority": request.priority,
         "item_count": request.item_count,
         "items_done": request.items_done,
         "attempts": request.attempts,

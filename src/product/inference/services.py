@@ -57,24 +57,37 @@ def _update_notifying(update: str, params: dict) -> list[tuple]:
         return cursor.fetchall()
 
 
-def request_submit(*, user: Any, model: str, raw_input: Any) -> InferenceRequest:
+def request_submit(
+    *, user: Any, model: str, raw_input: Any, priority: str | None = None
+) -> InferenceRequest:
     """Validate input, write the request row and defer its job in one transaction.
 
-    Raises ``specs.InputError`` (and writes nothing) when the model or input is invalid.
+    ``priority`` is "interactive" or "bulk"; without one it follows the request's size
+    (``jobs.choose_priority``). Raises ``specs.InputError`` (and writes nothing) when the
+    model, input or priority is invalid.
     """
     spec = get_spec(model)
     texts = spec.parse_input(raw_input)
+    priority = jobs.choose_priority(priority, len(texts))
     with transaction.atomic():
         request = InferenceRequest.objects.create(
-            owner=user, model=spec.name, inputs=texts, item_count=len(texts)
+            owner=user, model=spec.name, inputs=texts, item_count=len(texts), priority=priority
         )
-        request.job_id = jobs.defer_run(request_id=request.pk, model=spec.name)
+        request.job_id = _defer(request)
         _update_notifying(
             f"UPDATE {TABLE} AS r SET job_id = %(job_id)s WHERE r.id = %(id)s "
             "RETURNING r.id, r.owner_id, r.status",
             {"job_id": request.job_id, "id": request.pk},
         )
     return request
+
+
+def _defer(request: InferenceRequest) -> int:
+    """Defer the job that runs ``request``, carrying what fair intake orders it by."""
+    return jobs.defer_run(
+        request_id=request.pk, model=request.model, owner=request.owner_id,
+        texts=request.item_count, priority=request.priority,
+    )
 
 
 def request_cancel(*, request: InferenceRequest) -> InferenceRequest:
@@ -103,7 +116,7 @@ def request_requeue(*, request: InferenceRequest) -> InferenceRequest:
         request.error = request.traceback = ""
         request.items_done = 0
         request.started_at = request.finished_at = request.compute_ms = None
-        request.job_id = jobs.defer_run(request_id=request.pk, model=request.model)
+        request.job_id = _defer(request)
         request.save(
             update_fields=[
                 "status", "output", "error", "traceback", "items_done", "started_at",

@@ -35,7 +35,8 @@ def request_list(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             try:
                 created = services.request_submit(
-                    user=request.user, model=form.cleaned_data["model"], raw_input=form.texts()
+                    user=request.user, model=form.cleaned_data["model"], raw_input=form.texts(),
+                    priority=form.chosen_priority(),
                 )
             except InputError as error:
                 form.add_error("text", str(error))
