@@ -3,8 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from product import metrics
-from product.inference import api
+from product import api_errors, metrics
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="inference:request_list"), name="home"),
@@ -16,4 +15,8 @@ urlpatterns = [
     path("metrics", metrics.metrics_view, name="metrics"),
 ]
 
-handler404 = api.not_found
+# Errors under /api/ are JSON (product.api_errors), Django's pages elsewhere.
+handler400 = api_errors.bad_request
+handler403 = api_errors.permission_denied
+handler404 = api_errors.page_not_found
+handler500 = api_errors.server_error
