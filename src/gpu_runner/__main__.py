@@ -59,6 +59,7 @@ async def _work(queues: list[str], settings, *, wait: bool) -> None:
     from gpu_runner.tasks import RUNNER_HOOKS
     from gpu_runner.worker import Runner
     from product.inference import services
+    from product.inference.jobs import INTERACTIVE_JOB_PRIORITY
 
     def rescue() -> None:
         rescued = services.requests_rescue(
@@ -86,6 +87,9 @@ async def _work(queues: list[str], settings, *, wait: bool) -> None:
                 hooks=RUNNER_HOOKS,
                 rescue=rescue,
                 heartbeat_file=Path(heartbeat_file) if heartbeat_file else None,
+                max_held_texts=settings.GPU_RUNNER_MAX_HELD_TEXTS,
+                urgent_priority=INTERACTIVE_JOB_PRIORITY,
+                fair=settings.GPU_RUNNER_FAIR,
             )
             await runner.run(wait=wait)
 

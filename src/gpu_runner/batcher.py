@@ -4,9 +4,14 @@ Each job hands its inputs to its model's batcher and awaits them. The batcher
 
 - prepares (tokenises) inputs as they arrive, in its own thread, so preparing the next batch
   overlaps the forward pass of the current one;
-- takes the oldest waiting inputs (a window of a few batches' worth, so nothing waits behind
-  inputs that arrived later), sorts them by length to cut padding, and cuts them into batches
-  bounded by a token budget (padded tokens: longest input × count) and a count;
+- keeps waiting inputs by priority, then by owner, and takes them in fair turns: a window of a
+  few batches' worth, higher priorities first and, within a priority, owners in deficit
+  round-robin by tokens. It sorts the window by length to cut padding and cuts it into batches
+  bounded by a token budget (padded tokens: longest input × count) and a count, but runs only
+  the batch holding the window's first (fairest) input, puts the rest back in place and moves
+  that owner to the back of the turns: a newcomer waits about one batch per owner with work,
+  not behind anyone's backlog. Within one owner, the oldest input always goes next, so nothing
+  waits behind inputs that arrived later;
 - when the model is idle and other jobs' inputs are still being prepared, waits at most
   ``max_wait`` for them to join, so a burst becomes one batch and a lone request is not
   delayed at all;
@@ -21,7 +26,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,8 +36,10 @@ from gpu_runner.models.base import InferenceError, RunnerModel
 
 logger = logging.getLogger(__name__)
 
-# How many batches' worth of the oldest waiting inputs are sorted together.
+# How many batches' worth of waiting inputs are sorted together.
 WINDOW_BATCHES = 16
+
+_Owner = Hashable  # Whose turn an input takes (a user id); None for callers that name none.
 
 
 @dataclass(eq=False)
@@ -51,6 +58,83 @@ class _Item:
     tokens: int
     job: _Job
     future: asyncio.Future = field(repr=False)
+    priority: int = 0
+    owner: _Owner = None
+
+
+class _Turns:
+    """Waiting inputs by priority (highest first), then by owner in turn order, each owner's
+    in arrival order; and how many inputs and tokens wait in all."""
+
+    def __init__(self, quantum: int) -> None:
+        self.quantum = quantum  # Tokens each owner may add to a window per round.
+        self.queues: dict[int, dict[_Owner, deque[_Item]]] = {}
+        self.items = 0
+        self.tokens = 0
+
+    def __bool__(self) -> bool:
+        return self.items > 0
+
+    def add(self, items: list[_Item]) -> None:
+        for item in items:
+            owners = self.queues.setdefault(item.priority, {})
+            owners.setdefault(item.owner, deque()).append(item)
+        self.items += len(items)
+        self.tokens += sum(item.tokens for item in items)
+
+    def window(self, max_items: int, max_tokens: int) -> list[_Item]:
+        """Up to ``max_items`` inputs and ``max_tokens`` tokens (at least one input), taken
+        out in fair turns: the highest priority first; within it, each owner in turn adds
+        ``quantum`` tokens of its oldest inputs (deficit round-robin), so owners get equal
+        shares of tokens whatever their backlogs. The first input is the first of the owner
+        whose turn it is. ``put_back`` returns those not run."""
+        window: list[_Item] = []
+        tokens = 0
+        for priority in sorted(self.queues, reverse=True):
+            owners = self.queues[priority]
+            deficit = dict.fromkeys(owners, 0)
+            waiting = [owner for owner, queue in owners.items() if queue]
+            while waiting:
+                for owner in waiting:
+                    queue = owners[owner]
+                    deficit[owner] += self.quantum
+                    while queue and queue[0].tokens <= deficit[owner]:
+                        item = queue[0]
+                        if window and (
+                            len(window) >= max_items or tokens + item.tokens > max_tokens
+                        ):
+                            return window
+                        queue.popleft()
+                        self.items -= 1
+                        self.tokens -= item.tokens
+                        deficit[owner] -= item.tokens
+                        if not item.future.done():  # A cancelled input is dropped here.
+                            window.append(item)
+                            tokens += item.tokens
+                waiting = [owner for owner in waiting if owners[owner]]
+        return window
+
+    def put_back(self, items: list[_Item]) -> None:
+        """Return ``items`` (taken by ``window``, in its order) to the front of their owners'
+        queues, in their order."""
+        by_owner: dict[tuple[int, _Owner], list[_Item]] = {}
+        for item in items:
+            by_owner.setdefault((item.priority, item.owner), []).append(item)
+        for (priority, owner), returned in by_owner.items():
+            self.queues[priority][owner].extendleft(reversed(returned))
+        self.items += len(items)
+        self.tokens += sum(item.tokens for item in items)
+
+    def end_turn(self, first: _Item) -> None:
+        """The turn of ``first``'s owner is over: it goes to the back of its priority's turns.
+        Owners with nothing waiting leave the turns (and join at the back when they return)."""
+        owners = self.queues[first.priority]
+        owners[first.owner] = owners.pop(first.owner)
+        for priority, owners in list(self.queues.items()):
+            for owner in [owner for owner, queue in owners.items() if not queue]:
+                del owners[owner]
+            if not owners:
+                del self.queues[priority]
 
 
 class Batcher:
@@ -61,7 +145,10 @@ class Batcher:
         max_batch_size: int,
         max_batch_tokens: int,
         max_wait: float,
+        fair: bool = True,
     ) -> None:
+        """``fair=False`` restores the old order, for comparing: all inputs in one queue,
+        oldest first, and every batch of a window run before looking again."""
         if max_batch_tokens < model.max_input_tokens:
             raise ValueError(
                 f"GPU_RUNNER_MAX_BATCH_TOKENS={max_batch_tokens} is smaller than one input of "
@@ -71,7 +158,8 @@ class Batcher:
         self.max_batch_size = max_batch_size
         self.max_batch_tokens = max_batch_tokens
         self.max_wait = max_wait
-        self._pending: deque[_Item] = deque()
+        self.fair = fair
+        self._pending = _Turns(quantum=max(model.max_input_tokens, 1))
         self._preparing = 0  # run() calls whose inputs are being prepared: more work coming.
         self._arrived: asyncio.Event | None = None
         self._loop_task: asyncio.Task | None = None
@@ -80,11 +168,19 @@ class Batcher:
         self._model_thread = ThreadPoolExecutor(1, thread_name_prefix=f"{name}-model")
 
     async def run(
-        self, values: list[Any], *, on_progress: Callable[[int], None] | None = None
+        self,
+        values: list[Any],
+        *,
+        on_progress: Callable[[int], None] | None = None,
+        priority: int = 0,
+        owner: _Owner = None,
     ) -> tuple[list[Any], float]:
         """Run ``values`` (batched with whatever else is waiting); return their outputs in order
         and the model time spent on them (ms). ``on_progress(done)`` is called as batches
-        finish. Raises InferenceError for an input the model cannot run."""
+        finish. Inputs of a higher ``priority`` go first; within a priority, owners take turns.
+        Raises InferenceError for an input the model cannot run."""
+        if not self.fair:
+            priority, owner = 0, None
         loop = asyncio.get_running_loop()
         self._preparing += 1
         try:
@@ -93,10 +189,11 @@ class Batcher:
             self._preparing -= 1
         job = _Job(total=len(values), on_progress=on_progress)
         items = [
-            _Item(p, self.model.count_tokens(p), job, loop.create_future()) for p in prepared
+            _Item(p, self.model.count_tokens(p), job, loop.create_future(), priority, owner)
+            for p in prepared
         ]
         self._ensure_loop(loop)
-        self._pending.extend(items)
+        self._pending.add(items)
         self._arrived.set()
         try:
             outputs = await asyncio.gather(*(item.future for item in items))
@@ -123,32 +220,36 @@ class Batcher:
                     break
                 await asyncio.sleep(min(remaining, 0.0005))
             while self._pending:
-                for batch in self.plan(self._take_window()):
+                for batch in self._next_batches():
                     batch = [item for item in batch if not item.future.done()]
                     if batch:
                         await self._run_batch(batch)
             arrived.clear()
 
     def _window_is_full(self) -> bool:
-        return len(self._pending) >= self.max_batch_size or (
-            sum(item.tokens for item in self._pending) >= self.max_batch_tokens
+        return (
+            self._pending.items >= self.max_batch_size
+            or self._pending.tokens >= self.max_batch_tokens
         )
 
-    def _take_window(self) -> list[_Item]:
-        """The oldest waiting inputs, a few batches' worth (at least one input)."""
-        window: list[_Item] = []
-        tokens = 0
-        while self._pending and (
-            not window
-            or (
-                len(window) < WINDOW_BATCHES * self.max_batch_size
-                and tokens + self._pending[0].tokens <= WINDOW_BATCHES * self.max_batch_tokens
-            )
-        ):
-            item = self._pending.popleft()
-            window.append(item)
-            tokens += item.tokens
-        return window
+    def _next_batches(self) -> list[list[_Item]]:
+        """What to run before looking at the waiting inputs again: the batch holding the
+        window's first input (the rest go back, and that owner's turn ends), or, in the old
+        order, all of the window's batches."""
+        window = self._pending.window(
+            WINDOW_BATCHES * self.max_batch_size, WINDOW_BATCHES * self.max_batch_tokens
+        )
+        if not window:  # Everything taken was cancelled.
+            return []
+        batches = self.plan(window)
+        if not self.fair:
+            return batches
+        first = window[0]
+        chosen = next(batch for batch in batches if any(item is first for item in batch))
+        running = set(map(id, chosen))
+        self._pending.put_back([item for item in window if id(item) not in running])
+        self._pending.end_turn(first)
+        return [chosen]
 
     def plan(self, items: list[_Item]) -> list[list[_Item]]:
         """Sort by length and cut into batches whose padded size fits the budget."""

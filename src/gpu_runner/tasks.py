@@ -127,7 +127,11 @@ RETRYABLE = (db.OperationalError, db.InterfaceError, psycopg.OperationalError)
     if settings.INFERENCE_MAX_ATTEMPTS > 1
     else None,
 )
-async def run_request(context: JobContext, request_id: int) -> Outcome | None:
+async def run_request(
+    context: JobContext, request_id: int, owner: int | None = None, texts: int | None = None
+) -> Outcome | None:
+    # ``owner`` and ``texts`` are there for the fair intake's SQL (jobs deferred before they
+    # existed have neither); the batcher takes its turns from the request row itself.
     writes = request_writes()
     claim = Claim(request_id=request_id, job_id=context.job.id)
     hooked = "taken" in context.additional_context
@@ -141,7 +145,8 @@ async def run_request(context: JobContext, request_id: int) -> Outcome | None:
     runtime = current_runtime()
     try:
         outputs, compute_ms = await runtime.batcher(request.model).run(
-            request.inputs, on_progress=writes.progress_reporter(claim)
+            request.inputs, on_progress=writes.progress_reporter(claim),
+            priority=request.priority, owner=request.owner_id,
         )
         output = runtime.models[request.model].pack(outputs)
     except asyncio.CancelledError:

@@ -100,7 +100,14 @@ class Runner:
         rescue: Callable[[], object] | None = None,
         poll_interval: float = 1.0,
         heartbeat_file: Path | None = None,
+        max_held_texts: int | None = None,
+        urgent_priority: int | None = None,
+        fair: bool = True,
     ) -> None:
+        """``capacity`` bounds the jobs held at once; ``max_held_texts`` the texts (a job's
+        ``texts`` argument, 1 without one) up to which more jobs below ``urgent_priority`` are
+        taken, so a runner does not sit on a backlog the next user's job would wait behind.
+        ``fair=False`` takes the oldest work of all owners first (for comparing)."""
         self.app = app
         self.queues = list(queues)
         self.name = name
@@ -111,6 +118,9 @@ class Runner:
         self.rescue = rescue
         self.poll_interval = poll_interval
         self.heartbeat_file = heartbeat_file
+        self.max_held_texts = max_held_texts if fair else None
+        self.urgent_priority = urgent_priority
+        self.fair = fair
         self.worker_id: int | None = None
         self._held: dict[int, _Held] = {}
         self._abort: dict[int, AbortReason] = {}
@@ -161,7 +171,7 @@ class Runner:
             self._wake.clear()
             if room > 0:
                 try:
-                    taken, contexts = await in_db(self._take)(room)
+                    taken, contexts = await in_db(self._take)(room, self._room_in_texts())
                     delay = 0.1
                 except IntegrityError:
                     # A race on a job lock (try again), or our worker row was pruned because we
@@ -182,7 +192,8 @@ class Runner:
             if not wait and not taken and not self._held:
                 return  # Drained.
             if room <= 0 or len(taken) < room:
-                # Full, or the queue is empty: wait for a free slot, a new job, or the poll.
+                # Full (in jobs or texts), or the queue is empty: wait for a job to end, a new
+                # job, or the poll.
                 await _wait_any(self._wake.wait(), asyncio.sleep(self.poll_interval))
 
     async def _shutdown(self, side_tasks: list[asyncio.Task]) -> None:
@@ -207,12 +218,22 @@ class Runner:
 
     # --- one job -----------------------------------------------------------------------------
 
-    def _take(self, limit: int) -> tuple[list[Job], dict[int, dict]]:
-        """Take up to ``limit`` jobs and run their tasks' ``on_taken`` hooks, in one transaction."""
+    def _room_in_texts(self) -> int | None:
+        """Texts this runner may still take (None: no bound)."""
+        if self.max_held_texts is None:
+            return None
+        return self.max_held_texts - sum(_texts(held.job) for held in self._held.values())
+
+    def _take(self, limit: int, room: int | None = None) -> tuple[list[Job], dict[int, dict]]:
+        """Take up to ``limit`` jobs (and ``room`` texts, see ``jobqueue.fetch``) and run their
+        tasks' ``on_taken`` hooks, in one transaction."""
         from django.db import transaction
 
         with transaction.atomic():
-            jobs = jobqueue.fetch(worker_id=self.worker_id, queues=self.queues, limit=limit)
+            jobs = jobqueue.fetch(
+                worker_id=self.worker_id, queues=self.queues, limit=limit, room=room,
+                urgent=self.urgent_priority, fair=self.fair,
+            )
             context: dict[int, dict] = {}
             for task_name, group in _by_task(jobs).items():
                 hooks = self.hooks.get(task_name)
@@ -388,6 +409,12 @@ def _run_outcome_hooks(hooks: Mapping[str, TaskHooks], ended: list[tuple[Job, _F
         failures = [(job, outcome.error) for job, outcome in group if outcome.error is not None]
         if failures and task_hooks.on_failed is not None:
             task_hooks.on_failed(failures)
+
+
+def _texts(job: Job) -> int:
+    """The texts a job brings (its ``texts`` argument; 1 for a job without one)."""
+    texts = job.task_kwargs.get("texts")
+    return texts if isinstance(texts, int) else 1
 
 
 def _by_task(jobs: list[Job]) -> dict[str, list[Job]]:

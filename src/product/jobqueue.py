@@ -3,9 +3,10 @@ jobs per SQL round trip, and how jobs of dead runners are rescued.
 
 Procrastinate's own worker fetches one job per round trip and finishes each with another. These
 statements make the same state changes on many rows at once, with the same rules as
-``procrastinate_fetch_job_v2`` (highest priority, then oldest; ``FOR UPDATE SKIP LOCKED``; jobs
-sharing a ``lock`` run one at a time, in order), on the same tables, so Procrastinate's triggers
-record the same events and its admin, CLI and worker heartbeats keep telling the truth.
+``procrastinate_fetch_job_v2`` (highest priority first; ``FOR UPDATE SKIP LOCKED``; jobs sharing
+a ``lock`` run one at a time, in order), on the same tables, so Procrastinate's triggers record
+the same events and its admin, CLI and worker heartbeats keep telling the truth. Within a
+priority, runners take jobs in fair turns between owners rather than oldest first (``fetch``).
 
 Everything here is synchronous Django database code; the runner calls it from its database
 thread, operators through management commands.
@@ -21,37 +22,97 @@ from datetime import datetime
 from django.db import connection, transaction
 from procrastinate.jobs import Job
 
-# The candidate rule is procrastinate_fetch_job_v2's, with LIMIT n instead of LIMIT 1. Within one
-# snapshot a job whose lock is shared by an earlier (or higher-priority) waiting job is never a
-# candidate, so one fetch takes at most one job per lock, and never one whose lock is running.
-_FETCH = """
-WITH candidate AS (
-    SELECT jobs.id
-      FROM procrastinate_jobs AS jobs
-     WHERE jobs.status = 'todo'
-       AND jobs.queue_name = ANY(%(queues)s)
-       AND (jobs.scheduled_at IS NULL OR jobs.scheduled_at <= now())
-       AND NOT EXISTS (
-            SELECT 1
-              FROM procrastinate_jobs AS other
-             WHERE jobs.lock IS NOT NULL
-               AND other.lock = jobs.lock
-               AND (other.status = 'doing'
-                    OR (other.status = 'todo'
-                        AND (other.priority > jobs.priority
-                             OR (other.priority = jobs.priority AND other.id < jobs.id)))))
-     ORDER BY jobs.priority DESC, jobs.id ASC
-     LIMIT %(limit)s
-       FOR UPDATE OF jobs SKIP LOCKED
-)
+# Which waiting jobs may be taken at all: procrastinate_fetch_job_v2's rule. Within one snapshot
+# a job whose lock is shared by an earlier (or higher-priority) waiting job is never a candidate,
+# so one fetch takes at most one job per lock, and never one whose lock is running.
+_TAKEABLE = """
+       jobs.status = 'todo'
+   AND jobs.queue_name = ANY(%(queues)s)
+   AND (jobs.scheduled_at IS NULL OR jobs.scheduled_at <= now())
+   AND NOT EXISTS (
+        SELECT 1
+          FROM procrastinate_jobs AS other
+         WHERE jobs.lock IS NOT NULL
+           AND other.lock = jobs.lock
+           AND (other.status = 'doing'
+                OR (other.status = 'todo'
+                    AND (other.priority > jobs.priority
+                         OR (other.priority = jobs.priority AND other.id < jobs.id)))))
+"""
+
+_TAKE = """
 UPDATE procrastinate_jobs AS jobs
    SET status = 'doing', worker_id = %(worker_id)s
-  FROM candidate
- WHERE jobs.id = candidate.id
+  FROM {chosen}
+ WHERE jobs.id = chosen.id
 RETURNING jobs.id, jobs.status, jobs.priority, jobs.lock, jobs.queueing_lock, jobs.task_name,
           jobs.args, jobs.scheduled_at, jobs.queue_name, jobs.attempts, jobs.abort_requested,
           jobs.worker_id
 """
+
+# The old order (GPU_RUNNER_FAIR=0, for comparing): procrastinate_fetch_job_v2 with LIMIT n,
+# the oldest work of all owners first.
+_FETCH_OLDEST = f"""
+WITH chosen AS (
+    SELECT jobs.id
+      FROM procrastinate_jobs AS jobs
+     WHERE {_TAKEABLE}
+     ORDER BY jobs.priority DESC, jobs.id ASC
+     LIMIT %(limit)s
+       FOR UPDATE OF jobs SKIP LOCKED
+)
+{_TAKE.format(chosen="chosen")}"""
+
+# Fair turns: within a priority, weighted fair queueing by texts. A job's "virtual finish" is
+# the number of texts its owner has waiting up to and including it, and the lowest goes first:
+# an owner with one small job waiting goes before the second job of a backlog, whatever their
+# ages; owners with backlogs alternate by texts. Jobs are taken in that order while the texts
+# before them fit the runner's room (``room``: at least one job when there is room at all);
+# jobs of ``urgent`` priority or more are taken whatever their texts.
+#
+# Window functions cannot sit with FOR UPDATE in one SELECT level, so ``ordered`` ranks in a
+# snapshot and ``locked`` locks in that order, skipping rows other runners hold; the texts are
+# summed again over what was locked, so rows skipped do not use up this runner's room. Rows
+# locked beyond the room stay untouched and are free again when the transaction ends.
+# ``args->>'owner'`` and ``args->>'texts'`` come from the job (jobs without them: one owner,
+# one text each, so they keep their priority-then-age order).
+_FETCH_FAIR = f"""
+WITH waiting AS (
+    SELECT jobs.id, jobs.priority,
+           COALESCE((jobs.args->>'texts')::bigint, 1) AS texts,
+           sum(COALESCE((jobs.args->>'texts')::bigint, 1))
+               OVER (PARTITION BY jobs.priority, jobs.args->>'owner' ORDER BY jobs.id) AS finish
+      FROM procrastinate_jobs AS jobs
+     WHERE {_TAKEABLE}
+       AND (%(room)s > 0 OR jobs.priority >= %(urgent)s)
+),
+ordered AS (
+    SELECT waiting.*,
+           sum(texts) OVER (ORDER BY priority DESC, finish, id) - texts AS before
+      FROM waiting
+),
+locked AS (
+    SELECT jobs.id, ordered.priority, ordered.texts, ordered.finish
+      FROM ordered
+      JOIN procrastinate_jobs AS jobs ON jobs.id = ordered.id
+     WHERE jobs.status = 'todo'
+       AND (ordered.priority >= %(urgent)s OR ordered.before < 2 * %(room)s)
+     ORDER BY ordered.priority DESC, ordered.finish, ordered.id
+     LIMIT %(limit)s
+       FOR UPDATE OF jobs SKIP LOCKED
+),
+chosen AS (
+    SELECT id
+      FROM (SELECT id, priority,
+                   sum(texts) OVER (ORDER BY priority DESC, finish, id) - texts AS before
+              FROM locked) AS taking
+     WHERE priority >= %(urgent)s OR before < %(room)s
+)
+{_TAKE.format(chosen="chosen")}"""
+
+# A room so large that texts never limit a fetch.
+_UNLIMITED = 2**40
+
 
 # procrastinate_finish_job_v1 for many jobs: only jobs still running here are finished, so a job
 # that was rescued and taken by another runner meanwhile is left to that runner.
@@ -171,12 +232,27 @@ def unregister_worker(worker_id: int) -> None:
         cursor.execute("SELECT procrastinate_unregister_worker_v1(%s)", [worker_id])
 
 
-def fetch(*, worker_id: int, queues: Sequence[str], limit: int) -> list[Job]:
-    """Take up to ``limit`` waiting jobs for this worker, in the order Procrastinate would."""
+def fetch(
+    *, worker_id: int, queues: Sequence[str], limit: int, room: int | None = None,
+    urgent: int | None = None, fair: bool = True,
+) -> list[Job]:
+    """Take up to ``limit`` waiting jobs for this worker: highest priority first, and within a
+    priority in fair turns between owners (``_FETCH_FAIR``), or oldest first with
+    ``fair=False`` (Procrastinate's own order).
+
+    ``room`` bounds the texts taken (summed over the jobs, from their ``texts`` argument):
+    jobs are taken while the texts before them fit, so at least one when ``room`` > 0, none
+    below ``urgent`` priority otherwise; jobs of ``urgent`` priority or more are taken while
+    ``limit`` allows. None: no bound."""
     if limit <= 0:
         return []
+    params = {
+        "queues": list(queues), "limit": limit, "worker_id": worker_id,
+        "room": _UNLIMITED if room is None else room,
+        "urgent": _UNLIMITED if urgent is None else urgent,
+    }
     with connection.cursor() as cursor:  # One statement: atomic by itself.
-        cursor.execute(_FETCH, {"queues": list(queues), "limit": limit, "worker_id": worker_id})
+        cursor.execute(_FETCH_FAIR if fair else _FETCH_OLDEST, params)
         columns = [column.name for column in cursor.description]
         rows = [dict(zip(columns, row)) for row in cursor.fetchall()]
     for row in rows:  # Django's connection hands jsonb over as text.

@@ -1,6 +1,8 @@
 """The batcher with a small in-test model: batching logic only (no database involved)."""
 
 import asyncio
+import random
+import threading
 
 import pytest
 import torch
@@ -79,7 +81,8 @@ def test_batches_are_sorted_by_length_and_bounded_by_the_token_budget():
     outputs, _ = run(batcher_for(model, max_batch_tokens=16).run(texts))
 
     assert outputs == [9, 1, 8, 2, 7, 3]  # Each caller's order is kept.
-    assert model.batches == [["x", "xx", "xxx"], ["x" * 7, "x" * 8], ["x" * 9]]
+    # The batch holding the oldest input runs first; each batch is a run of similar lengths.
+    assert model.batches == [["x" * 9], ["x", "xx", "xxx"], ["x" * 7, "x" * 8]]
     assert all(max(map(len, b)) * len(b) <= 16 for b in model.batches)
 
 
@@ -169,3 +172,92 @@ def test_a_lone_job_is_not_held_back_waiting_for_a_full_batch():
     batcher = batcher_for(LengthModel(), max_batch_size=1000, max_wait=0.005)
     outputs, _ = run(asyncio.wait_for(batcher.run(["solo"]), timeout=5))
     assert outputs == [4]
+
+
+class GatedModel(LengthModel):
+    """A LengthModel whose first batch waits for ``gate``: inputs queue up behind it, so the
+    order of the batches after it is the batcher's choice alone."""
+
+    def __init__(self):
+        super().__init__()
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+
+    def run_batch(self, batch):
+        self.entered.set()
+        assert self.gate.wait(10), "the test never opened the gate"
+        return super().run_batch(batch)
+
+
+async def queued_behind_a_running_batch(batcher, model, submissions):
+    """Run a first batch that blocks, queue ``submissions`` ((values, priority, owner), in
+    order) behind it, then let everything run; returns the runs' results."""
+    first = asyncio.ensure_future(batcher.run(["z"], owner="first"))
+    while not model.entered.is_set():
+        await asyncio.sleep(0.001)
+    runs = []
+    for values, priority, owner in submissions:
+        waiting = batcher._pending.items
+        runs.append(asyncio.ensure_future(batcher.run(values, priority=priority, owner=owner)))
+        while batcher._pending.items < waiting + len(values):  # Prepared and queued.
+            await asyncio.sleep(0.001)
+    model.gate.set()
+    await first
+    return await asyncio.gather(*runs)
+
+
+def first_batch_with(model, text):
+    return next(index for index, batch in enumerate(model.batches) if text in batch)
+
+
+def test_a_newcomer_is_served_within_about_one_batch_of_anothers_backlog():
+    model = GatedModel()
+    batcher = batcher_for(model, max_batch_size=4, max_wait=0)
+    backlog = ["a" * (1 + n % 8) for n in range(2000)]
+
+    results = run(queued_behind_a_running_batch(
+        batcher, model, [(backlog, 0, "A"), (["b"], 0, "B")]
+    ))
+
+    assert results[1][0] == [1] and results[0][0] == [len(text) for text in backlog]
+    # Batch 0 was running when both arrived; A's turn takes one batch, then B's.
+    assert first_batch_with(model, "b") <= 2
+    assert len(model.batches) > 500
+
+
+def test_the_old_order_serves_a_newcomer_only_after_the_backlog_ahead_of_it():
+    model = GatedModel()
+    batcher = Batcher(model, max_batch_size=4, max_batch_tokens=64, max_wait=0, fair=False)
+    backlog = ["a" * (1 + n % 8) for n in range(200)]
+
+    run(queued_behind_a_running_batch(batcher, model, [(backlog, 0, "A"), (["b"], 0, "B")]))
+
+    # Behind every full window of the backlog (200 inputs: three windows of 16 batches of 4).
+    assert first_batch_with(model, "b") > 3 * WINDOW_BATCHES
+
+
+def test_interactive_inputs_run_before_bulk_ones_that_waited_longer():
+    model = GatedModel()
+    batcher = batcher_for(model, max_batch_size=4, max_wait=0)
+
+    run(queued_behind_a_running_batch(
+        batcher, model, [(["bulk"] * 40, 0, "A"), (["i1", "i2"], 10, "B"), (["i3"], 10, "A")]
+    ))
+
+    # The interactive inputs of both owners come first (room left in the batch takes bulk).
+    assert {"i1", "i2", "i3"} <= set(model.batches[1])
+
+
+def test_owners_taking_turns_still_get_length_sorted_batches():
+    rng = random.Random(0)
+    model = GatedModel()
+    batcher = batcher_for(model, max_batch_size=8, max_batch_tokens=128, max_wait=0)
+    owners = [([("x" * rng.randint(1, 16)) for _ in range(400)], 0, owner) for owner in "ABC"]
+
+    run(queued_behind_a_running_batch(batcher, model, owners))
+
+    batches = model.batches[1:]
+    real = sum(len(text) for batch in batches for text in batch)
+    padded = sum(max(map(len, batch)) * len(batch) for batch in batches)
+    assert padded <= 1.2 * real  # Unsorted batches of these lengths pad by about 70%.
+    assert all(max(map(len, b)) * len(b) <= 128 and len(b) <= 8 for b in batches)
