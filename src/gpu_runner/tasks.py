@@ -131,7 +131,8 @@ async def run_request(
     context: JobContext, request_id: int, owner: int | None = None, texts: int | None = None
 ) -> Outcome | None:
     # ``owner`` and ``texts`` are there for the fair intake's SQL (jobs deferred before they
-    # existed have neither); the batcher takes its turns from the request row itself.
+    # existed have neither). The batcher orders by the job's priority, as the intake did, and
+    # takes owners' turns by the request's owner.
     writes = request_writes()
     claim = Claim(request_id=request_id, job_id=context.job.id)
     hooked = "taken" in context.additional_context
@@ -146,7 +147,7 @@ async def run_request(
     try:
         outputs, compute_ms = await runtime.batcher(request.model).run(
             request.inputs, on_progress=writes.progress_reporter(claim),
-            priority=request.priority, owner=request.owner_id,
+            priority=context.job.priority, owner=request.owner_id,
         )
         output = runtime.models[request.model].pack(outputs)
     except asyncio.CancelledError:
