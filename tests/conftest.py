@@ -45,13 +45,27 @@ def client():
 
 @pytest.fixture
 def make_user(django_user_model):
-    def make(username: str = "alice", *, staff: bool = False, superuser: bool = False):
-        return django_user_model.objects.create_user(
+    """``make_user("ops", staff=True, perms=["inference.view_inferencerequest"])``: a user
+    (password ``<name>-Secret-123``) with the given permissions ("app_label.codename")."""
+
+    def make(
+        username: str = "alice", *, staff: bool = False, superuser: bool = False,
+        perms: list[str] = (),
+    ):
+        from django.contrib.auth.models import Permission
+
+        user = django_user_model.objects.create_user(
             username=username,
             password=f"{username}-Secret-123",
             is_staff=staff or superuser,
             is_superuser=superuser,
         )
+        for perm in perms:
+            app_label, codename = perm.split(".")
+            user.user_permissions.add(
+                Permission.objects.get(content_type__app_label=app_label, codename=codename)
+            )
+        return user
 
     return make
 

@@ -6,7 +6,8 @@ runner's own metrics (batches, forward passes) are served by each runner (gpu_ru
 
 Access: with ``METRICS_TOKEN`` set, a scraper sends ``Authorization: Bearer <token>`` and is
 answered before host checks and https redirects (Prometheus scrapes pods by IP, over http);
-without it, only signed-in staff may read the page.
+without it, only signed-in operators (users granted ``inference.view_inferencerequest``) may
+read the page.
 
 Web-only: this module must not import torch or the runner.
 """
@@ -178,9 +179,13 @@ class MetricsTokenMiddleware(AnsweringMiddleware):
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:
-    """/metrics for signed-in staff (when no METRICS_TOKEN is configured)."""
+    """/metrics for signed-in operators, who may see all requests (when no METRICS_TOKEN is
+    configured)."""
     if settings.METRICS_TOKEN:
         return _token_response(request)
-    if not (request.user.is_authenticated and request.user.is_staff):
-        return HttpResponse("staff only.\n", status=403, content_type="text/plain")
+    if not (request.user.is_authenticated and selectors.sees_all_requests(request.user)):
+        return HttpResponse(
+            "needs the inference.view_inferencerequest permission.\n",
+            status=403, content_type="text/plain",
+        )
     return _metrics_response()

@@ -36,9 +36,12 @@ def value(metrics: dict, name: str, **labels: str) -> float:
     return metrics[(name, tuple(sorted(labels.items())))]
 
 
+OPERATOR_PERM = "inference.view_inferencerequest"
+
+
 @pytest.fixture
 def staff_client(client, make_user):
-    client.force_login(make_user("ops", staff=True))
+    client.force_login(make_user("ops", staff=True, perms=[OPERATOR_PERM]))
     return client
 
 
@@ -123,11 +126,13 @@ def test_a_job_scheduled_for_later_is_not_counted_as_waiting(staff_client, make_
 # --- Access ------------------------------------------------------------------------------------
 
 
-def test_without_a_token_only_staff_may_read_metrics(client, make_user):
+def test_without_a_token_only_users_who_may_see_all_requests_may_read_metrics(client, make_user):
     assert client.get("/metrics").status_code == 403
     client.force_login(make_user("alice"))
     assert client.get("/metrics").status_code == 403
-    client.force_login(make_user("ops", staff=True))
+    client.force_login(make_user("staff", staff=True))
+    assert client.get("/metrics").status_code == 403
+    client.force_login(make_user("ops", staff=True, perms=[OPERATOR_PERM]))
     assert client.get("/metrics").status_code == 200
 
 

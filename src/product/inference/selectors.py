@@ -1,5 +1,6 @@
-"""Every read of InferenceRequest rows, with the visibility rule in one place (users see
-their own requests, staff see all), and the reads of the queue's state that operators see
+"""Every read of InferenceRequest rows, with the access rules in one place (users see and
+act on their own requests; operators see all with ``inference.view_inferencerequest`` and act
+on others' with ``inference.change_inferencerequest``), and the reads of the queue's state that operators see
 (``queue_status``, the web's /metrics)."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Min, Q, QuerySet
 from django.db.models.functions import Now
@@ -35,6 +37,14 @@ def sees_all_requests(user: Any) -> bool:
     return user.is_active and user.has_perm("inference.view_inferencerequest")
 
 
+def may_change_request(user: Any, request: InferenceRequest) -> bool:
+    """Whether ``user`` may act on ``request`` (cancel it): its owner, or a user granted
+    ``inference.change_inferencerequest`` (seeing others' requests does not suffice)."""
+    return request.owner_id == user.pk or (
+        user.is_active and user.has_perm("inference.change_inferencerequest")
+    )
+
+
 def visible_requests(*, user: Any) -> QuerySet[InferenceRequest]:
     requests = InferenceRequest.objects.all()
     if not sees_all_requests(user):
@@ -53,6 +63,18 @@ def request_get(*, user: Any, request_id: int) -> InferenceRequest:
     """The request if this user may see it; raises InferenceRequest.DoesNotExist otherwise
     (the same answer as for a missing id, so ids of others' requests are not revealed)."""
     return visible_requests(user=user).select_related("owner").get(pk=request_id)
+
+
+def request_get_for_change(*, user: Any, request_id: int) -> InferenceRequest:
+    """The request if this user may act on it. Raises InferenceRequest.DoesNotExist when they
+    may not see it, and PermissionDenied when they may see it but not change it."""
+    request = request_get(user=user, request_id=request_id)
+    if not may_change_request(user, request):
+        raise PermissionDenied(
+            f"request {request_id} belongs to another user; acting on it needs the "
+            "inference.change_inferencerequest permission."
+        )
+    return request
 
 
 def requests_matching(
