@@ -81,6 +81,43 @@ def test_one_fetch_takes_many_jobs_in_priority_then_age_order():
     assert set(statuses().values()) == {"doing"}
 
 
+def waiting_job(owner: str, texts: int, priority: int = 0) -> int:
+    """A waiting job that names its owner and texts, as an inference job does (never run)."""
+    return record.configure(priority=priority).defer(label="x", owner=owner, texts=texts)
+
+
+def test_within_a_priority_owners_take_turns_by_texts_not_by_age():
+    backlog = [waiting_job("A", 64) for _ in range(5)]
+    newcomer = waiting_job("B", 1)
+    worker_id = jobqueue.register_worker()
+
+    # B's one text goes before A's second job; then A's jobs while the texts before them fit.
+    taken = jobqueue.fetch(worker_id=worker_id, queues=[QUEUE], limit=10, room=100)
+
+    assert {job.id for job in taken} == {newcomer, backlog[0], backlog[1]}
+
+
+def test_urgent_jobs_are_taken_when_the_room_in_texts_is_used_up():
+    waiting_job("A", 64)
+    urgent = waiting_job("B", 500, priority=10)
+    worker_id = jobqueue.register_worker()
+
+    taken = jobqueue.fetch(worker_id=worker_id, queues=[QUEUE], limit=10, room=0, urgent=10)
+    assert [job.id for job in taken] == [urgent]
+    # With room, at least one job is taken even when it is bigger than the room.
+    assert len(jobqueue.fetch(worker_id=worker_id, queues=[QUEUE], limit=10, room=1)) == 1
+
+
+def test_the_old_order_takes_the_oldest_jobs_of_all_owners_first():
+    backlog = [waiting_job("A", 64) for _ in range(3)]
+    waiting_job("B", 1)
+    worker_id = jobqueue.register_worker()
+
+    taken = jobqueue.fetch(worker_id=worker_id, queues=[QUEUE], limit=3, fair=False)
+
+    assert [job.id for job in taken] == backlog
+
+
 def test_jobs_sharing_a_lock_run_one_at_a_time_in_order():
     first = record.configure(lock="L").defer(label="L1")
     second = record.configure(lock="L").defer(label="L2")
