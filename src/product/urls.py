@@ -4,12 +4,14 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from product import api_errors, metrics
+from product.accounts import views as account_views
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="inference:request_list"), name="home"),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", account_views.ThrottledLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("requests/", include("product.inference.urls")),
+    path("account/tokens/", include("product.accounts.urls")),
     path("api/", include("product.inference.api_urls")),
     path("admin/", admin.site.urls),
     path("metrics", metrics.metrics_view, name="metrics"),

@@ -1,4 +1,9 @@
-"""API tokens: issue one (the secret is shown once) and resolve a presented one to its user."""
+"""Accounts' writes: API tokens (issue one, the secret shown once; rename; revoke; resolve a
+presented one to its user) and the record of failed sign-ins that throttles guessing.
+
+Times that are compared with each other (expiry, last use, failures' ages) are PostgreSQL's
+``now()``, never the web's clock.
+"""
 
 from __future__ import annotations
 
@@ -7,38 +12,89 @@ import secrets
 from datetime import timedelta
 from typing import Any
 
-from django.utils import timezone
+from django.conf import settings
+from django.db.models import BooleanField, ExpressionWrapper, Q
+from django.db.models.functions import Now
 
-from product.accounts.models import ApiToken
+from product.accounts.models import ApiToken, SignInFailure
 
 TOKEN_PREFIX = "gq_"
 # Writing last_used_at on every call would turn each API read into a write.
 _LAST_USED_RESOLUTION = timedelta(minutes=5)
 
 
+class TokenRejected(Exception):
+    """A presented API token that does not authenticate; the message says why (unknown,
+    expired or revoked), for the API's 401."""
+
+
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def token_create(*, user: Any, name: str) -> tuple[ApiToken, str]:
-    """Create a token; returns it and its secret, which is not stored and cannot be shown again."""
+def token_create(*, user: Any, name: str, expires_in_days: int | None = None) -> tuple[ApiToken, str]:
+    """Create a token, valid for ``expires_in_days`` days (None: until revoked); returns it
+    and its secret, which is not stored and cannot be shown again."""
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
-        user=user, name=name, digest=_digest(secret), prefix=secret[:10]
+        user=user, name=name, digest=_digest(secret), prefix=secret[:10],
+        expires_at=None if expires_in_days is None else Now() + timedelta(days=expires_in_days),
     )
+    if expires_in_days is not None:
+        token.refresh_from_db(fields=["expires_at"])
     return token, secret
 
 
-def token_user(secret: str) -> Any | None:
-    """The active user a presented secret belongs to, or None."""
+def token_rename(*, token: ApiToken, name: str) -> ApiToken:
+    """Give ``token`` another name (what it is for)."""
+    token.name = name
+    token.save(update_fields=["name"])
+    return token
+
+
+def token_revoke(*, token: ApiToken) -> ApiToken:
+    """Revoke ``token`` for good: from now on the API refuses it. Revoking twice keeps the
+    first time."""
+    ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=Now())
+    token.refresh_from_db(fields=["revoked_at"])
+    return token
+
+
+def token_user(secret: str) -> Any:
+    """The active user a presented secret belongs to. Raises TokenRejected when the secret is
+    unknown (or its user inactive), expired or revoked."""
     token = (
         ApiToken.objects.select_related("user")
         .filter(digest=_digest(secret), user__is_active=True)
+        .annotate(
+            expired=ExpressionWrapper(Q(expires_at__lte=Now()), output_field=BooleanField()),
+            used_recently=ExpressionWrapper(
+                Q(last_used_at__gt=Now() - _LAST_USED_RESOLUTION), output_field=BooleanField()
+            ),
+        )
         .first()
     )
     if token is None:
-        return None
-    now = timezone.now()
-    if token.last_used_at is None or now - token.last_used_at > _LAST_USED_RESOLUTION:
-        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        raise TokenRejected("the API token is not valid.")
+    if token.revoked_at is not None:
+        raise TokenRejected("the API token was revoked.")
+    if token.expired:
+        raise TokenRejected("the API token has expired.")
+    if not token.used_recently:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=Now())
     return token.user
+
+
+# --- Sign-in throttling ----------------------------------------------------------------------
+
+
+def signin_failure_record(*, username: str, address: str) -> None:
+    """Count one failed sign-in, and forget failures that have left the window."""
+    window = timedelta(seconds=settings.SIGNIN_FAILURE_WINDOW)
+    SignInFailure.objects.filter(at__lt=Now() - window).delete()
+    SignInFailure.objects.create(username=username, address=address)
+
+
+def signin_failures_clear(*, username: str) -> None:
+    """A successful sign-in: the user name's failures no longer count (its address's do)."""
+    SignInFailure.objects.filter(username=username).delete()
