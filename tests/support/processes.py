@@ -94,13 +94,14 @@ def start_runner(log_dir: Path, *args: str, name: str = "runner", **env: str) ->
     return Process(name, [sys.executable, "-m", "gpu_runner", *args], child_env(**env), log_dir)
 
 
-def start_web(log_dir: Path) -> tuple[Process, str]:
+def start_web(log_dir: Path, **env: str) -> tuple[Process, str]:
+    """A uvicorn web process (its environment: the tests' plus ``env``) and its base URL."""
     port = free_port()
     args = [
         sys.executable, "-m", "uvicorn", "product.asgi:application",
         "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
     ]
-    web = Process("web", args, child_env(), log_dir)
+    web = Process("web", args, child_env(**env), log_dir)
     base_url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:

@@ -1,9 +1,11 @@
-"""Live status for browsers: one LISTEN connection per web process, fanned out to streams.
+"""Live status for browsers: one LISTEN connection per web process, routed to streams.
 
 The runner and the services NOTIFY ``settings.INFERENCE_STATUS_CHANNEL`` when a request
-changes. Each web process holds a single async connection listening on it and hands each
-notification to the in-process queues of the open Server-Sent Events streams, so a thousand
-open pages cost one database connection, not a thousand.
+changes, with ``{"id", "owner", "status"}``. Each web process holds a single async connection
+listening on it and hands each notification to the open Server-Sent Events streams of the
+request's owner, and to those of users who see every request; no stream scans the others'.
+An open stream holds no database connection of its own (the views give theirs back before
+streaming), so a thousand open pages cost one connection, not a thousand.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import Counter
 
 import psycopg
 from django.conf import settings
@@ -23,40 +26,141 @@ _SUBSCRIBER_BACKLOG = 256
 # How long a new stream waits for the LISTEN to be in place before it goes on regardless
 # (while the database is away; a "resync" follows once the listener is back).
 _READY_TIMEOUT_SECONDS = 5.0
+# Retry-After of a stream refused over a limit: long enough for a tab to close or a stream
+# to reach its maximum age, short enough that a page left open soon gets its updates back.
+_LIMIT_RETRY_AFTER_SECONDS = 30
+_RESYNC = {"resync": True}
+
+
+class StreamLimitReached(Exception):
+    """A stream was refused: its user or this process has as many open as allowed."""
+
+    retry_after = _LIMIT_RETRY_AFTER_SECONDS
+
+
+class Subscription:
+    """One open stream's inbox. ``close`` it (any thread, any number of times) when done."""
+
+    __slots__ = ("viewer", "owner", "_queue", "_hub", "_loop", "_closed")
+
+    def __init__(self, hub: StatusHub, viewer: int, owner: int | None) -> None:
+        self.viewer = viewer
+        self.owner = owner  # None: every request's changes (a user who sees all requests).
+        self._queue: asyncio.Queue[dict] = asyncio.Queue(maxsize=_SUBSCRIBER_BACKLOG)
+        self._hub = hub
+        self._loop = asyncio.get_running_loop()
+        self._closed = False
+
+    async def get(self) -> dict:
+        """The next notification for this stream (or ``{"resync": True}``)."""
+        return await self._queue.get()
+
+    def offer(self, message: dict) -> None:
+        try:
+            self._queue.put_nowait(message)
+        except asyncio.QueueFull:
+            # A stuck client: drop its backlog for one "resync", so when it reads again it
+            # re-reads the state instead of missing the changes that did not fit.
+            while not self._queue.empty():
+                self._queue.get_nowait()
+            self._queue.put_nowait(_RESYNC)
+
+    def close(self) -> None:
+        """Unsubscribe. Safe from any thread: Django closes a response in a worker thread."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop or self._loop.is_closed():
+            self._hub._remove(self)
+            return
+        try:
+            self._loop.call_soon_threadsafe(self._hub._remove, self)
+        except RuntimeError:  # The loop closed meanwhile: nothing iterates the hub any more.
+            self._hub._remove(self)
 
 
 class StatusHub:
+    """The process's LISTEN and its subscribers, kept by the owner whose changes they want."""
+
     def __init__(self) -> None:
-        self._subscribers: set[asyncio.Queue[dict]] = set()
+        self._by_owner: dict[int, set[Subscription]] = {}
+        self._everyone: set[Subscription] = set()  # Streams of users who see all requests.
+        self._per_viewer: Counter[int] = Counter()
+        self._count = 0
         self._listener: asyncio.Task | None = None
         self._listening: asyncio.Event | None = None
 
-    async def subscribe(self) -> asyncio.Queue[dict]:
-        """A queue that receives every status notification until unsubscribed.
+    def subscriber_count(self, viewer: int | None = None) -> int:
+        """Open subscriptions: all of this process's, or those of user ``viewer``."""
+        return self._count if viewer is None else self._per_viewer[viewer]
 
-        Returns once the LISTEN is in place, so any change committed after this returns is
-        delivered: read the current state after subscribing and nothing falls in between.
+    async def subscribe(self, *, viewer: int, owner: int | None) -> Subscription:
+        """An inbox for the changes of ``owner``'s requests (``None``: everyone's), opened
+        for user ``viewer`` and counted against the per-user and per-process limits.
+
+        Raises ``StreamLimitReached`` (and subscribes nothing) beyond a limit. Returns once
+        the LISTEN is in place, so any change committed after this returns is delivered:
+        read the current state after subscribing and nothing falls in between.
         """
+        per_process, per_user = settings.INFERENCE_STREAMS_PER_PROCESS, settings.INFERENCE_STREAMS_PER_USER
+        if self._count >= per_process:
+            raise StreamLimitReached(
+                f"This server has {per_process} live status streams open, the most it serves "
+                "at once. Try again shortly."
+            )
+        if self._per_viewer[viewer] >= per_user:
+            raise StreamLimitReached(
+                f"You have {per_user} live status streams open, the most one user may have. "
+                "Close a page or tab showing requests, then try again."
+            )
+        subscription = Subscription(self, viewer, owner)
+        group = self._everyone if owner is None else self._by_owner.setdefault(owner, set())
+        group.add(subscription)
+        self._per_viewer[viewer] += 1
+        self._count += 1
+        try:
+            await self._wait_listening()
+        except BaseException:  # Cancelled (the client left) before the stream began.
+            subscription.close()
+            raise
+        return subscription
+
+    def _remove(self, subscription: Subscription) -> None:
+        owner = subscription.owner
+        group = self._everyone if owner is None else self._by_owner.get(owner)
+        if group is None or subscription not in group:
+            return
+        group.discard(subscription)
+        if owner is not None and not group:
+            del self._by_owner[owner]
+        self._per_viewer[subscription.viewer] -= 1
+        if not self._per_viewer[subscription.viewer]:
+            del self._per_viewer[subscription.viewer]
+        self._count -= 1
+
+    async def _wait_listening(self) -> None:
         if self._listener is None or self._listener.done():
             self._listening = asyncio.Event()
             self._listener = asyncio.get_running_loop().create_task(self._listen(self._listening))
-        queue: asyncio.Queue[dict] = asyncio.Queue(maxsize=_SUBSCRIBER_BACKLOG)
-        self._subscribers.add(queue)
         try:
             await asyncio.wait_for(self._listening.wait(), _READY_TIMEOUT_SECONDS)
         except TimeoutError:
             logger.warning("status listener is not connected; the stream starts without it")
-        return queue
 
-    def unsubscribe(self, queue: asyncio.Queue[dict]) -> None:
-        self._subscribers.discard(queue)
-
-    def _publish(self, message: dict) -> None:
-        for queue in self._subscribers:
-            try:
-                queue.put_nowait(message)
-            except asyncio.QueueFull:  # A stuck client misses updates; it re-syncs on reconnect.
-                pass
+    def publish(self, message: dict) -> None:
+        """Hand ``message`` to the streams that want it: a change goes to its owner's streams
+        and to those who see everything; a resync goes to every stream."""
+        if message.get("resync"):
+            groups = [self._everyone, *self._by_owner.values()]
+        else:
+            groups = [self._everyone, self._by_owner.get(message.get("owner"), ())]
+        for group in groups:
+            for subscription in tuple(group):
+                subscription.offer(message)
 
     async def _listen(self, listening: asyncio.Event) -> None:
         delay, reconnecting = 0.5, False
@@ -70,12 +174,15 @@ class StatusHub:
                     listening.set()
                     delay = 0.5
                     if reconnecting:  # Streams re-read their state: nothing missed stays missed.
-                        self._publish({"resync": True})
+                        self.publish(_RESYNC)
                     async for notification in conn.notifies():
                         try:
-                            self._publish(json.loads(notification.payload))
+                            message = json.loads(notification.payload)
                         except ValueError:
                             logger.warning("ignoring malformed notification %r", notification)
+                            continue
+                        if isinstance(message, dict):
+                            self.publish(message)
             except asyncio.CancelledError:
                 raise
             except Exception:

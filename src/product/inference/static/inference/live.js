@@ -3,6 +3,10 @@
 (function () {
   "use strict";
 
+  // A stream the server refused (429 over a stream limit, 503 while the database is away) is
+  // not retried by EventSource itself: open a new one after this long.
+  const REOPEN_AFTER_MS = 30000;
+
   function connect(section) {
     const target = document.querySelector(section.dataset.liveTarget);
     let shownStatus = section.dataset.liveStatus || null;
@@ -28,15 +32,23 @@
       return refreshing;
     }
 
-    const source = new EventSource(section.dataset.liveSource);
-    source.addEventListener("status", (event) => {
-      const data = JSON.parse(event.data);
-      if (shownStatus === null || data.status !== shownStatus) refresh();
-    });
-    // The server lost and regained its database listener: re-read, something may have changed.
-    source.addEventListener("resync", refresh);
-    // EventSource reconnects by itself; re-read on reconnect in case we missed an event.
-    source.addEventListener("open", () => { if (section.dataset.liveOpened) refresh(); section.dataset.liveOpened = "1"; });
+    function listen() {
+      const source = new EventSource(section.dataset.liveSource);
+      source.addEventListener("status", (event) => {
+        const data = JSON.parse(event.data);
+        if (shownStatus === null || data.status !== shownStatus) refresh();
+      });
+      // The server lost and regained its database listener: re-read, something may have changed.
+      source.addEventListener("resync", refresh);
+      // EventSource reconnects by itself (a stream ends at its maximum age, or drops); re-read on
+      // every open after the first in case a change came while no stream was open.
+      source.addEventListener("open", () => { if (section.dataset.liveOpened) refresh(); section.dataset.liveOpened = "1"; });
+      source.addEventListener("error", () => {
+        if (source.readyState === EventSource.CLOSED) setTimeout(listen, REOPEN_AFTER_MS);
+      });
+    }
+
+    listen();
   }
 
   document.addEventListener("DOMContentLoaded", () => {
