@@ -1,0 +1,75 @@
+"""A person in a real headless Chromium creates an API token on its page, sees the secret
+once, and the secret works against the real web process."""
+
+import json
+import os
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.browser.test_live_page import CHROMIUM_ARGS
+from tests.conftest import CHROMIUM
+from tests.support.processes import start_web
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e]
+
+# Where the page's screenshot goes (for people reviewing the change); a temporary file if unset.
+SCREENSHOT = os.environ.get("TOKENS_PAGE_SCREENSHOT")
+
+
+@pytest.fixture
+def page():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        page = browser.new_page()
+        page.set_default_timeout(60_000)
+        yield page
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def web(django_db_setup, tmp_path_factory):
+    process, base_url = start_web(tmp_path_factory.mktemp("web"))
+    yield base_url
+    process.terminate()
+
+
+@pytest.fixture
+def tokens_user(make_user, transactional_db):
+    # Created before the browser starts: Playwright's sync API runs an event loop in this
+    # thread, where Django refuses synchronous database calls.
+    return make_user("tokens-user")
+
+
+def test_create_a_token_see_its_secret_once_and_use_it(web, tokens_user, page, tmp_path):
+    page.goto(f"{web}/account/tokens/")
+    page.fill("input[name=username]", "tokens-user")
+    page.fill("input[name=password]", "tokens-user-Secret-123")
+    page.click("button[type=submit]")
+    page.wait_for_url("**/account/tokens/")
+    assert "No tokens yet" in page.content()
+
+    page.fill("#token-form input[name=name]", "laptop")
+    page.fill("#token-form input[name=expires_in_days]", "30")
+    page.click("#token-form button[type=submit]")
+
+    secret = page.locator("#token-secret").inner_text()
+    assert secret.startswith("gq_")
+    assert page.locator("#token-table tbody tr").count() == 1
+    assert "active" in page.locator("#token-table .token-status").inner_text()
+    page.screenshot(path=SCREENSHOT or str(tmp_path / "tokens.png"), full_page=True)
+
+    page.goto(f"{web}/account/tokens/")
+    assert page.locator("#token-secret").count() == 0 and secret not in page.content()
+
+    request = urllib.request.Request(
+        f"{web}/api/v1/requests", headers={"Authorization": f"Bearer {secret}"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 200 and json.loads(response.read()) == {"results": []}
+    assert Path(SCREENSHOT or tmp_path / "tokens.png").stat().st_size > 0
