@@ -1,25 +1,97 @@
-"""Fair turns through the real runner worker, the real model and real PostgreSQL: another
-user's small requests do not wait behind one user's bulk backlog."""
+"""Fair turns: a request's priority (API, form, defaults by size), and, through the real runner
+worker, the real model and real PostgreSQL, another user's small requests do not wait behind
+one user's bulk backlog."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from asgiref.sync import sync_to_async
 from django import db
 from procrastinate.contrib.django import app
+from procrastinate.contrib.django.models import ProcrastinateJob
 
 from gpu_runner import runtime
 from gpu_runner.worker import Runner
 from product.inference import services
-from product.inference.jobs import INTERACTIVE_JOB_PRIORITY
+from product.inference.jobs import INTERACTIVE_JOB_PRIORITY, JOB_PRIORITY
 from product.inference.models import InferenceRequest, RequestPriority, RequestStatus
 from product.inference.specs import MINILM
 
-pytestmark = pytest.mark.usefixtures("clean_queue")
-
 BACKLOG_REQUESTS = 40
+URL = "/api/v1/requests"
+
+
+def submit(client, headers, body):
+    return client.post(URL, data=json.dumps(body), content_type="application/json", **headers)
+
+
+@pytest.fixture
+def auth(make_user, token_for):
+    return {"HTTP_AUTHORIZATION": token_for(make_user("alice"))}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("texts", "asked", "priority"),
+    [
+        (1, None, "interactive"),
+        (16, None, "interactive"),  # INFERENCE_INTERACTIVE_MAX_TEXTS
+        (17, None, "bulk"),
+        (1, "bulk", "bulk"),
+        (200, "interactive", "interactive"),
+    ],
+)
+def test_a_request_is_interactive_up_to_a_few_texts_unless_it_says_otherwise(
+    client, auth, texts, asked, priority
+):
+    body = {"model": MINILM.name, "input": [f"text {n}" for n in range(texts)]}
+    if asked is not None:
+        body["priority"] = asked
+
+    response = submit(client, auth, body)
+
+    assert response.status_code == 201
+    assert response.json()["priority"] == priority
+    row = InferenceRequest.objects.get(pk=response.json()["id"])
+    job = ProcrastinateJob.objects.get(pk=row.job_id)
+    assert row.priority == priority and job.priority == JOB_PRIORITY[priority]
+    assert job.args == {"request_id": row.pk, "owner": row.owner_id, "texts": texts}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("priority", ["urgent", "", 1, ["bulk"]])
+def test_an_unknown_priority_is_400_naming_the_allowed_ones_and_creates_nothing(
+    client, auth, priority
+):
+    response = submit(client, auth, {"model": MINILM.name, "input": "x", "priority": priority})
+
+    assert response.status_code == 400
+    assert "priority must be one of: interactive, bulk" in response.json()["error"]["message"]
+    assert not InferenceRequest.objects.exists() and not ProcrastinateJob.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_form_submits_a_chosen_priority_and_the_pages_show_it(client, make_user):
+    client.force_login(make_user("alice"))
+    page = client.get("/requests/")
+    assert 'name="priority"' in page.content.decode()
+
+    response = client.post("/requests/", {"model": MINILM.name, "text": "one\ntwo", "priority": "bulk"})
+
+    row = InferenceRequest.objects.get()
+    assert response.status_code == 302 and row.priority == "bulk"
+    assert "Bulk" in client.get(f"/requests/{row.pk}/").content.decode()
+    assert "Bulk" in client.get("/requests/?partial=table").content.decode()
+
+
+@pytest.mark.django_db
+def test_the_openapi_document_describes_the_priority(client):
+    document = client.get("/api/openapi.json").json()
+    request = document["components"]["schemas"]["Request"]["properties"]
+    assert request["priority"] == {"enum": ["interactive", "bulk"]}
 
 
 @pytest.fixture
@@ -65,6 +137,7 @@ def run_while_b_submits(user_b) -> list[InferenceRequest]:
     return asyncio.run(work())
 
 
+@pytest.mark.usefixtures("clean_queue")
 def test_another_users_small_requests_finish_before_half_of_a_bulk_backlog(
     make_user, minilm_runtime
 ):
