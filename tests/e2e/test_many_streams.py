@@ -5,12 +5,12 @@ a status change still reaches every stream of its owner."""
 from __future__ import annotations
 
 import json
-import urllib.error
 import urllib.request
 
 import pytest
 
 from product.inference.specs import MINILM
+from tests.e2e.test_end_to_end import call
 from tests.support.processes import start_web
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("clean_queue")]
@@ -51,25 +51,6 @@ def open_stream(base_url: str, path: str, cookie: str):
     assert stream.status == 200
     assert stream.readline().startswith(b"retry: ")  # The reconnect hint comes first, at once.
     return stream
-
-
-def call(base_url: str, path: str, token: str, body: dict | None = None) -> tuple[int, dict | str]:
-    request = urllib.request.Request(
-        base_url + path,
-        data=json.dumps(body).encode() if body is not None else None,
-        headers={"Authorization": token, "Content-Type": "application/json"},
-        method="POST" if body is not None else "GET",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
-            raw = response.read()
-            status = response.status
-    except urllib.error.HTTPError as error:
-        raw, status = error.read(), error.code
-    try:
-        return status, json.loads(raw)
-    except ValueError:
-        return status, raw.decode(errors="replace")
 
 
 def next_status_event(stream) -> dict:
