@@ -5,13 +5,14 @@ Each job hands its inputs to its model's batcher and awaits them. The batcher
 - prepares (tokenises) inputs as they arrive, in its own thread, so preparing the next batch
   overlaps the forward pass of the current one;
 - keeps waiting inputs by priority, then by owner, and takes them in fair turns: a window of a
-  few batches' worth, higher priorities first and, within a priority, owners in deficit
-  round-robin by tokens. It sorts the window by length to cut padding and cuts it into batches
-  bounded by a token budget (padded tokens: longest input × count) and a count, but runs only
-  the batch holding the window's first (fairest) input, puts the rest back in place and moves
-  that owner to the back of the turns: a newcomer waits about one batch per owner with work,
-  not behind anyone's backlog. Within one owner, the oldest input always goes next, so nothing
-  waits behind inputs that arrived later;
+  few batches' worth of the highest priority waiting (interactive before bulk, and not topped
+  up with bulk work), owners in deficit round-robin by tokens from the least served. It sorts
+  the window by length to cut padding and cuts it into batches bounded by a token budget
+  (padded tokens: longest input × count) and a count, but runs only the batch holding the
+  window's first input (the least served owner's oldest), charges each owner the tokens it got
+  and puts the rest back in place. A newcomer counts as served just less than those waiting,
+  so it goes next: it waits about one batch, not behind anyone's backlog. Within one owner the
+  oldest input always goes first, so nothing waits behind inputs that arrived later;
 - when the model is idle and other jobs' inputs are still being prepared, waits at most
   ``max_wait`` for them to join, so a burst becomes one batch and a lone request is not
   delayed at all;
@@ -63,12 +64,14 @@ class _Item:
 
 
 class _Turns:
-    """Waiting inputs by priority (highest first), then by owner in turn order, each owner's
-    in arrival order; and how many inputs and tokens wait in all."""
+    """Waiting inputs by priority, then by owner (each owner's in arrival order); the tokens
+    each owner has been served, which decide whose turn it is; and how many inputs and tokens
+    wait in all."""
 
     def __init__(self, quantum: int) -> None:
         self.quantum = quantum  # Tokens each owner may add to a window per round.
         self.queues: dict[int, dict[_Owner, deque[_Item]]] = {}
+        self.served: dict[int, dict[_Owner, int]] = {}
         self.items = 0
         self.tokens = 0
 
@@ -78,22 +81,38 @@ class _Turns:
     def add(self, items: list[_Item]) -> None:
         for item in items:
             owners = self.queues.setdefault(item.priority, {})
-            owners.setdefault(item.owner, deque()).append(item)
+            queue = owners.get(item.owner)
+            if queue is None:
+                queue = owners[item.owner] = deque()
+                self._join(item.priority, item.owner)
+            queue.append(item)
         self.items += len(items)
         self.tokens += sum(item.tokens for item in items)
 
+    def _join(self, priority: int, owner: _Owner) -> None:
+        """``owner`` starts waiting: it counts as served one token less than the least served
+        owner waiting now, so a newcomer goes next, unless it was served more than that
+        already (an owner whose queue ran dry for a moment gains nothing by coming back)."""
+        served = self.served.setdefault(priority, {})
+        others = [served.get(o, 0) for o, queue in self.queues[priority].items() if queue]
+        if others:
+            served[owner] = max(served.get(owner, min(others) - 1), min(others) - 1)
+
     def window(self, max_items: int, max_tokens: int) -> list[_Item]:
-        """Up to ``max_items`` inputs and ``max_tokens`` tokens (at least one input), taken
-        out in fair turns: the highest priority first; within it, each owner in turn adds
-        ``quantum`` tokens of its oldest inputs (deficit round-robin), so owners get equal
-        shares of tokens whatever their backlogs. The first input is the first of the owner
-        whose turn it is. ``put_back`` returns those not run."""
+        """Up to ``max_items`` inputs and ``max_tokens`` tokens (at least one input) of the
+        highest priority with inputs waiting (interactive batches are not topped up with bulk
+        work: they run as fast as the model allows), taken out in fair turns: owners from the
+        least served, each in turn adding ``quantum`` tokens of its oldest inputs (deficit
+        round-robin), so owners get equal shares of tokens whatever their backlogs. The first
+        input is the least served owner's oldest. ``put_back`` returns those not run."""
         window: list[_Item] = []
         tokens = 0
         for priority in sorted(self.queues, reverse=True):
             owners = self.queues[priority]
-            deficit = dict.fromkeys(owners, 0)
-            waiting = [owner for owner, queue in owners.items() if queue]
+            served = self.served.get(priority, {})
+            waiting = sorted((o for o, queue in owners.items() if queue),
+                             key=lambda owner: served.get(owner, 0))
+            deficit = dict.fromkeys(waiting, 0)
             while waiting:
                 for owner in waiting:
                     queue = owners[owner]
@@ -112,6 +131,8 @@ class _Turns:
                             window.append(item)
                             tokens += item.tokens
                 waiting = [owner for owner in waiting if owners[owner]]
+            if window:
+                return window
         return window
 
     def put_back(self, items: list[_Item]) -> None:
@@ -125,16 +146,24 @@ class _Turns:
         self.items += len(items)
         self.tokens += sum(item.tokens for item in items)
 
-    def end_turn(self, first: _Item) -> None:
-        """The turn of ``first``'s owner is over: it goes to the back of its priority's turns.
-        Owners with nothing waiting leave the turns (and join at the back when they return)."""
-        owners = self.queues[first.priority]
-        owners[first.owner] = owners.pop(first.owner)
+    def charge(self, batch: list[_Item]) -> None:
+        """``batch`` is about to run: its owners are counted as served its tokens. Owners with
+        nothing waiting leave the turns; what they were served is kept while it is more than
+        the least served owner's still waiting (so it still counts if they come back)."""
+        for item in batch:
+            served = self.served.setdefault(item.priority, {})
+            served[item.owner] = served.get(item.owner, 0) + item.tokens
         for priority, owners in list(self.queues.items()):
             for owner in [owner for owner, queue in owners.items() if not queue]:
                 del owners[owner]
+            served = self.served.get(priority, {})
             if not owners:
                 del self.queues[priority]
+                self.served.pop(priority, None)
+                continue
+            least = min(served.get(owner, 0) for owner in owners)
+            for owner in [o for o, n in served.items() if o not in owners and n <= least]:
+                del served[owner]
 
 
 class Batcher:
@@ -234,22 +263,19 @@ class Batcher:
 
     def _next_batches(self) -> list[list[_Item]]:
         """What to run before looking at the waiting inputs again: the batch holding the
-        window's first input (the rest go back, and that owner's turn ends), or, in the old
-        order, all of the window's batches."""
+        window's first input (the least served owner's oldest; the rest go back), or, in the
+        old order, all of the window's batches."""
         window = self._pending.window(
             WINDOW_BATCHES * self.max_batch_size, WINDOW_BATCHES * self.max_batch_tokens
         )
-        if not window:  # Everything taken was cancelled.
-            return []
         batches = self.plan(window)
-        if not self.fair:
-            return batches
-        first = window[0]
-        chosen = next(batch for batch in batches if any(item is first for item in batch))
-        running = set(map(id, chosen))
-        self._pending.put_back([item for item in window if id(item) not in running])
-        self._pending.end_turn(first)
-        return [chosen]
+        if self.fair and batches:
+            first = window[0]
+            batches = [next(batch for batch in batches if any(item is first for item in batch))]
+            running = set(map(id, batches[0]))
+            self._pending.put_back([item for item in window if id(item) not in running])
+        self._pending.charge([item for batch in batches for item in batch])
+        return batches
 
     def plan(self, items: list[_Item]) -> list[list[_Item]]:
         """Sort by length and cut into batches whose padded size fits the budget."""
