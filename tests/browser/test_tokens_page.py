@@ -8,35 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.test_live_page import CHROMIUM_ARGS
-from tests.conftest import CHROMIUM
-from tests.support.processes import start_web
+# The Chromium page and the web process, as the live page's test has them.
+from tests.browser.test_live_page import page, web  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
 # Where the page's screenshot goes (for people reviewing the change); a temporary file if unset.
 SCREENSHOT = os.environ.get("TOKENS_PAGE_SCREENSHOT")
-
-
-@pytest.fixture
-def page():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        page = browser.new_page()
-        page.set_default_timeout(60_000)
-        yield page
-        browser.close()
-
-
-@pytest.fixture(scope="module")
-def web(django_db_setup, tmp_path_factory):
-    process, base_url = start_web(tmp_path_factory.mktemp("web"))
-    yield base_url
-    process.terminate()
 
 
 @pytest.fixture
