@@ -202,10 +202,12 @@ GPU_RUNNER_MAX_BATCH_SIZE = env_int("GPU_RUNNER_MAX_BATCH_SIZE", 64)
 GPU_RUNNER_MAX_BATCH_TOKENS = env_int("GPU_RUNNER_MAX_BATCH_TOKENS", 4096)
 # How long an idle model waits for more inputs to join the first one (milliseconds).
 GPU_RUNNER_BATCH_WAIT_MS = env_float("GPU_RUNNER_BATCH_WAIT_MS", 2.0)
-# Texts (summed over the bulk jobs it holds) up to which a runner takes more bulk jobs: enough
-# to fill its batches, little enough that the next user's job is not held up behind a backlog.
-# Interactive jobs are taken whenever a job slot is free.
-GPU_RUNNER_MAX_HELD_TEXTS = env_int("GPU_RUNNER_MAX_HELD_TEXTS", 16 * GPU_RUNNER_MAX_BATCH_SIZE)
+# Texts (summed over the jobs it holds) up to which a runner takes more bulk jobs: enough to fill
+# its batches, little enough that the next user's job is not held up behind a backlog. The
+# default is two of the batcher's windows (16 batches each): the jobs of one window end nearly
+# together, so the next window's inputs must already be waiting. Interactive jobs are taken
+# whenever a job slot is free.
+GPU_RUNNER_MAX_HELD_TEXTS = env_int("GPU_RUNNER_MAX_HELD_TEXTS", 32 * GPU_RUNNER_MAX_BATCH_SIZE)
 # Fair turns between users (fair intake and batching). 0 restores the old order (oldest work of
 # all users first): only for comparing, e.g. in bench/fairness.py.
 GPU_RUNNER_FAIR = env_bool("GPU_RUNNER_FAIR", True)
