@@ -1,9 +1,10 @@
 """Many open live-status streams on one web process: what they cost the rest of the web.
 
 Starts its own web process (no runner: nothing needs to run) on a `product_bench`
-database (on DATABASE_URL's server, or the embedded one). It measures, in one run:
+database (on DATABASE_URL's server, or the embedded one). It measures, in one run, over
+--rounds rounds of (streams closed, then open) so the machine's other load weighs on both:
 
-- API latency (GET /api/v1/requests, one call at a time) with no stream open, then with
+- API latency (GET /api/v1/requests, one call at a time) with no stream open, and with
   --streams list streams (/requests/events) open, spread over --users signed-in users;
 - the web process's memory (RSS) before and after the streams open, per stream;
 - time from a status change (a NOTIFY of a user's request, as the services send) to the last
@@ -18,14 +19,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import secrets
 import shlex
+import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from common import describe_machine, percentile, setup_django, summary_row
+from common import describe_machine, percentile, process_cpu_seconds, setup_django, summary_row
 from request_latency import session_cookie
 
 
@@ -98,59 +101,72 @@ def threads(pid: int) -> int:
     return int(next(line.split()[1] for line in status.splitlines() if line.startswith("Threads:")))
 
 
+async def timed_changes(changes: list[list[tuple[int, int]]], streams: list[ListStream], notify,
+                        seen: dict[int, list[float]], arrived: asyncio.Condition) -> list[float]:
+    """For each group of (request id, owner) changes, committed together: milliseconds from
+    the NOTIFY to the last stream of those owners seeing its change."""
+    per_owner: dict[int, int] = {}
+    for stream in streams:
+        per_owner[stream.owner] = per_owner.get(stream.owner, 0) + 1
+    times = []
+    for group in changes:
+        for request_id, _ in group:
+            seen.pop(request_id, None)
+        changed = time.perf_counter()
+        await notify(group)
+        async with arrived:
+            await asyncio.wait_for(arrived.wait_for(lambda: all(
+                len(seen.get(request_id, ())) >= per_owner[owner] for request_id, owner in group
+            )), 60)
+        times.append((max(max(seen[request_id]) for request_id, _ in group) - changed) * 1000)
+    return times
+
+
 async def measure(options, port: int, pid: int, token: str, cookies: dict[int, str],
                   requests: dict[int, int], notify) -> dict:
-    figures: dict = {}
-    await api_latencies(port, token, 20)  # Warm up connections, caches, the pool.
-    figures["api_without"] = await api_latencies(port, token, options.calls)
-    rss_before, threads_before = rss_kib(pid), threads(pid)
-
-    seen: dict[int, list[float]] = {}
-    arrived = asyncio.Condition()
+    """Rounds of: API latency with no stream open; open the streams; memory, API latency and
+    change delivery with them open; close them. Interleaved, so the machine's other load
+    weighs on both sides alike."""
+    figures: dict = {key: [] for key in ("api_without", "api_with", "one_change", "all_change",
+                                         "rss_per_stream_kib", "threads_per_stream", "open_seconds",
+                                         "idle_cpu_percent")}
     owners = list(cookies)
-    streams = [ListStream(owners[n % len(owners)], seen, arrived) for n in range(options.streams)]
-    started = time.perf_counter()
-    for at in range(0, len(streams), 50):  # Open them 50 at a time, as a crowd arriving.
-        await asyncio.gather(*(s.open(port, cookies[s.owner]) for s in streams[at : at + 50]))
-    figures["open_seconds"] = time.perf_counter() - started
-    try:
-        await asyncio.sleep(2)  # Let the web settle (threads parked, allocations done).
-        figures["rss_per_stream_kib"] = (rss_kib(pid) - rss_before) / len(streams)
-        figures["threads_per_stream"] = (threads(pid) - threads_before) / len(streams)
-        figures["api_with"] = await api_latencies(port, token, options.calls)
-
-        per_owner = {owner: sum(1 for s in streams if s.owner == owner) for owner in owners}
-        one_change = []
-        for n in range(options.changes):
-            owner = owners[n % len(owners)]
-            request_id = requests[owner]
-            seen.pop(request_id, None)
-            changed = time.perf_counter()
-            await notify([(request_id, owner)])
-            async with arrived:
-                await asyncio.wait_for(
-                    arrived.wait_for(lambda: len(seen.get(request_id, ())) >= per_owner[owner]), 30
-                )
-            one_change.append((max(seen[request_id]) - changed) * 1000)
-        figures["one_change"] = one_change
-
-        everyone = []
-        for _ in range(options.bursts):
-            for request_id in requests.values():
-                seen.pop(request_id, None)
-            changed = time.perf_counter()
-            await notify([(requests[owner], owner) for owner in owners])
-            async with arrived:
-                await asyncio.wait_for(arrived.wait_for(lambda: all(
-                    len(seen.get(requests[owner], ())) >= per_owner[owner] for owner in owners
-                )), 60)
-            everyone.append((max(max(seen[requests[owner]]) for owner in owners) - changed) * 1000)
-        figures["all_change"] = everyone
-    finally:
-        for stream in streams:
-            await stream.close()
-    await asyncio.sleep(1)
-    figures["api_after"] = await api_latencies(port, token, options.calls)
+    calls = -(-options.calls // options.rounds)
+    await api_latencies(port, token, 20)  # Warm up connections, caches, the pool.
+    for round_ in range(options.rounds):
+        figures["api_without"] += await api_latencies(port, token, calls)
+        rss_before, threads_before = rss_kib(pid), threads(pid)
+        seen: dict[int, list[float]] = {}
+        arrived = asyncio.Condition()
+        streams = [ListStream(owners[n % len(owners)], seen, arrived) for n in range(options.streams)]
+        started = time.perf_counter()
+        try:
+            for at in range(0, len(streams), 50):  # 50 at a time, as a crowd arriving.
+                await asyncio.gather(*(s.open(port, cookies[s.owner]) for s in streams[at : at + 50]))
+            figures["open_seconds"].append(time.perf_counter() - started)
+            await asyncio.sleep(2)  # Let the web settle (threads parked, allocations done).
+            figures["rss_per_stream_kib"].append((rss_kib(pid) - rss_before) / len(streams))
+            figures["threads_per_stream"].append((threads(pid) - threads_before) / len(streams))
+            cpu_before = process_cpu_seconds(pid)
+            await asyncio.sleep(options.idle_seconds)  # Open and idle: what do they cost alone?
+            figures["idle_cpu_percent"].append(
+                (process_cpu_seconds(pid) - cpu_before) / options.idle_seconds * 100
+            )
+            figures["api_with"] += await api_latencies(port, token, calls)
+            singles = [owners[(round_ + n * options.rounds) % len(owners)]
+                       for n in range(-(-options.changes // options.rounds))]
+            figures["one_change"] += await timed_changes(
+                [[(requests[owner], owner)] for owner in singles], streams, notify, seen, arrived
+            )
+            everyone = [(requests[owner], owner) for owner in owners]
+            figures["all_change"] += await timed_changes(
+                [everyone] * -(-options.bursts // options.rounds), streams, notify, seen, arrived
+            )
+        finally:
+            for stream in streams:
+                await stream.close()
+        await asyncio.sleep(1)  # The web closes them (and its parked threads) in the meantime.
+    figures["api_without"] += await api_latencies(port, token, calls)
     return figures
 
 
@@ -160,7 +176,10 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--calls", type=int, default=200, help="API calls per latency figure")
     parser.add_argument("--changes", type=int, default=50, help="single status changes timed")
-    parser.add_argument("--bursts", type=int, default=5, help="changes for every user at once, timed")
+    parser.add_argument("--bursts", type=int, default=6, help="changes for every user at once, timed")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of closed, then open streams")
+    parser.add_argument("--idle-seconds", type=float, default=5.0,
+                        help="the web's CPU is read over this long with the streams open and idle")
     options = parser.parse_args()
     setup_django()
     import psycopg
@@ -213,19 +232,24 @@ def main() -> None:
 
     print("command: " + shlex.join([Path(sys.executable).name, *sys.argv]))
     print(f"{describe_machine()}; one web process (uvicorn), {options.streams} open list streams "
-          f"over {options.users} users; opened in {figures['open_seconds']:.1f} s")
+          f"over {options.users} users, {options.rounds} rounds; opened in "
+          f"{statistics.median(figures['open_seconds']):.1f} s (median)")
     print(f"{'figure (ms)':<56} {'p50':>8} {'p95':>8} {'p99':>8} {'mean':>8}")
     print(summary_row("API GET /api/v1/requests, no stream open", figures["api_without"]))
     print(summary_row(f"API GET /api/v1/requests, {options.streams} streams open", figures["api_with"]))
-    print(summary_row("API GET /api/v1/requests, streams closed again", figures["api_after"]))
     per_owner = options.streams // options.users
     print(summary_row(f"change → last of its owner's ~{per_owner} streams", figures["one_change"]))
     print(summary_row(f"a change per user at once → last of {options.streams} streams", figures["all_change"]))
     for q in (50, 99):
         ratio = percentile(figures["api_with"], q) / percentile(figures["api_without"], q)
         print(f"API p{q} with streams / without: {ratio:.2f}")
-    print(f"web memory per open stream: {figures['rss_per_stream_kib']:.1f} KiB RSS "
-          f"({figures['threads_per_stream']:.2f} OS threads per stream)")
+    print("web memory per open stream: "
+          + ", ".join(f"{kib:.1f}" for kib in figures["rss_per_stream_kib"])
+          + " KiB RSS by round (later rounds reuse what the first freed); OS threads per stream: "
+          + ", ".join(f"{n:.2f}" for n in figures["threads_per_stream"]))
+    print(f"web CPU with the streams open and idle: "
+          f"{statistics.median(figures['idle_cpu_percent']):.2f}% of a core (median of rounds; "
+          f"keep-alive every {os.environ.get('INFERENCE_STREAM_KEEPALIVE', '15')} s)")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import json
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.conf import settings as django_settings
 from django.db import connection
 from django.test import Client, RequestFactory
 
@@ -35,7 +36,8 @@ class AsgiClient:
         from product.asgi import application
 
         self._to_app: asyncio.Queue = asyncio.Queue()
-        self._from_app: asyncio.Queue = asyncio.Queue()
+        # One message in flight, as a socket's buffer: the app's send waits for the client.
+        self._from_app: asyncio.Queue = asyncio.Queue(maxsize=1)
         self._to_app.put_nowait({"type": "http.request", "body": b"", "more_body": False})
         scope = {
             "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
@@ -210,6 +212,33 @@ def test_changes_reach_only_the_owners_streams_and_those_of_users_who_see_all(ma
     assert {event["owner"] for event in status_events(lists["admin"])} == {alice.pk, bob.pk}
     # The detail stream is subscribed under its request's owner and keeps only its request.
     assert {event["id"] for event in status_events(detail)} == {watched.pk}
+
+
+def notify_many(owner: int, ids: range) -> None:
+    """Status notifications of ``ids`` owned by ``owner``, as the services send them, in order."""
+    payloads = [json.dumps({"id": i, "owner": owner, "status": "running"}) for i in ids]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_notify(%s, p) FROM unnest(%s::text[]) WITH ORDINALITY AS t(p, n) ORDER BY n",
+            [django_settings.INFERENCE_STATUS_CHANNEL, payloads],
+        )
+
+
+def test_a_client_too_slow_for_its_backlog_gets_a_resync_instead_of_a_gap(make_user):
+    alice = make_user("alice")
+    cookie = session_cookie(alice)
+
+    async def scenario():
+        stream = await open_stream("/requests/events", cookie)  # Then it reads nothing a while.
+        await _released(notify_many)(alice.pk, range(1, 601))
+        await stream.read_until('"id": 600,')  # Notes arrive in order: all 600 went through.
+        await stream.hang_up()
+        return stream, await subscribers_become(0)
+
+    stream, remaining = asyncio.run(scenario())
+    assert remaining == 0
+    assert "event: resync" in stream.text  # The page re-reads what did not fit.
+    assert len(status_events(stream)) < 600
 
 
 def test_streams_beyond_the_per_user_limit_are_refused_with_a_429_naming_it(make_user, settings):
