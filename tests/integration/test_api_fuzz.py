@@ -1,9 +1,10 @@
 """Property-based fuzzing of the JSON API, driven by its own OpenAPI document.
 
 Bodies valid by the document's schema, the same with junk in any field, arbitrary JSON,
-malformed bytes, huge and exotic strings; random ids on the request endpoints. Whatever comes
-in, the API answers without a server error, every 4xx carries ``{"error": {"code",
-"message"}}``, and only a 201 creates a request row and a job.
+malformed bytes, huge and exotic strings, Idempotency-Key headers; random ids on the request
+endpoints. Whatever comes in, the API answers without a server error, every 4xx carries
+``{"error": {"code", "message"}}``, only a 201 creates a request row and a job, and a submit
+with a key sent again returns the same request.
 
 Runs in-process through Django's test client (about a thousand cases in well under a minute).
 """
@@ -14,7 +15,7 @@ import json
 from urllib.parse import quote_from_bytes
 
 import pytest
-from django.test import Client
+from django.test import Client, override_settings
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from procrastinate.contrib.django.models import ProcrastinateJob
@@ -65,6 +66,14 @@ def submit_body_strategy(openapi_document) -> st.SearchStrategy[bytes]:
     return submit_bodies(operation["requestBody"]["content"]["application/json"]["schema"])
 
 
+@pytest.fixture(autouse=True)
+def generous_limits():
+    """Hundreds of examples submit as one user; the quotas would soon refuse them all with 429
+    and leave the body parsing unfuzzed (tests/integration/test_limits.py covers the limits)."""
+    with override_settings(INFERENCE_SUBMIT_BURST=10**6, INFERENCE_MAX_QUEUED_TEXTS=10**9):
+        yield
+
+
 @pytest.fixture
 def alice(make_user):
     return make_user("alice")
@@ -101,6 +110,9 @@ def check(response, before: tuple[int, int]) -> None:
     after = _counts()
     if status == 201:
         assert after == (before[0] + 1, before[1] + 1)
+        assert InferenceRequest.objects.filter(pk=response.json()["id"]).exists()
+    elif status == 200 and response.get("Idempotent-Replayed"):  # A replay: nothing new.
+        assert after == before
         assert InferenceRequest.objects.filter(pk=response.json()["id"]).exists()
     else:
         assert after == before, f"a {status} answer created rows"
@@ -191,6 +203,12 @@ def ids(known: list[int]) -> st.SearchStrategy[int]:
 
 
 AUTHORIZATION = st.sampled_from(["valid"] * 8 + ["none", "Bearer gq_not-a-token", "Basic eA=="])
+# No key mostly; short printable keys, which repeat (replays and conflicts); anything else.
+IDEMPOTENCY_KEYS = st.one_of(
+    st.none(), st.none(), st.none(),
+    st.text(st.characters(min_codepoint=32, max_codepoint=126), min_size=1, max_size=2),
+    st.text(ANY_CHAR, max_size=300),
+)
 
 
 def _headers(choice: str, auth: dict) -> dict:
@@ -207,11 +225,19 @@ def test_submitting_anything_never_fails_and_only_a_201_creates(
     body = data.draw(submit_body_strategy, label="body")
     content_type = data.draw(CONTENT_TYPES, label="content_type")
     headers = _headers(data.draw(AUTHORIZATION, label="authorization"), auth)
+    key = data.draw(IDEMPOTENCY_KEYS, label="idempotency_key")
+    if key is not None:
+        headers = {**headers, "HTTP_IDEMPOTENCY_KEY": key}
     before = _counts()
 
     response = client.post("/api/v1/requests", data=body, content_type=content_type, **headers)
 
     check(response, before)
+    if key is not None and response.status_code == 201:
+        before = _counts()
+        again = client.post("/api/v1/requests", data=body, content_type=content_type, **headers)
+        check(again, before)
+        assert again.status_code == 200 and again.json()["id"] == response.json()["id"]
 
 
 @settings(fuzz, max_examples=200)
