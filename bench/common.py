@@ -43,6 +43,10 @@ def setup_django(database: str = "product_bench") -> None:
     os.environ["DATABASE_URL"] = os.environ["DATABASE_URL"].replace(
         f"/{base['NAME']}", f"/{database}", 1
     )
+    # One user submits at full speed here: the per-user limits (product.quotas) would measure
+    # refusals, not throughput. Benchmark processes inherit these too.
+    os.environ.setdefault("INFERENCE_SUBMITS_PER_MINUTE", "1000000000")
+    os.environ.setdefault("INFERENCE_MAX_QUEUED_TEXTS", "1000000000")
     import django
 
     django.setup()
