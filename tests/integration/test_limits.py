@@ -252,6 +252,29 @@ def test_the_usage_page_of_an_operator_shows_everyones(client, make_user, limits
     assert "carol <span" in page and "alice" not in page and "dave" not in page
 
 
+def test_the_api_answers_a_users_own_usage_and_limits(client, make_user, token_for, limits):
+    limits(max_queued_texts=900, submits_per_minute=1, submit_burst=7)
+    alice = make_user("alice")
+    services.request_submit(user=alice, model=MINILM.name, raw_input=["a", "b"])
+    services.request_submit(user=make_user("bob"), model=MINILM.name, raw_input=["x"] * 11)
+
+    response = client.get("/api/v1/usage", HTTP_AUTHORIZATION=token_for(alice))
+
+    assert response.json() == {
+        "queued_requests": 1, "queued_texts": 2, "requests_this_month": 1,
+        "texts_this_month": 2, "submits_available": 6,
+        "limits": {"max_queued_texts": 900, "submits_per_minute": 1, "submit_burst": 7},
+    }
+
+
+def test_the_openapi_document_describes_the_limits_and_the_idempotency_key(client):
+    submit = client.get("/api/openapi.json").json()["paths"]["/api/v1/requests"]["post"]
+
+    assert "Retry-After" in submit["responses"]["429"]["headers"]
+    assert {"200", "422"} <= set(submit["responses"])
+    assert submit["parameters"][0]["name"] == "Idempotency-Key"
+
+
 def test_the_usage_page_needs_sign_in(client):
     response = client.get("/account/usage/")
 
