@@ -3,7 +3,8 @@
 Loads and warms every hosted model first, then takes jobs from those models' queues (see
 ``gpu_runner.worker``). SIGTERM/SIGINT stop taking jobs, let held jobs finish for up to
 GPU_RUNNER_SHUTDOWN_GRACE seconds and hand the rest back to the queue; a second signal hands
-back at once.
+back at once. A forward pass that does not return within GPU_RUNNER_BATCH_TIMEOUT stops the
+runner too, and the process exits with EXIT_MODEL_HUNG so its manager starts a fresh one.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ import socket
 import sys
 import time
 from pathlib import Path
+
+# Exit status of a runner whose model hung (sysexits' EX_SOFTWARE): restart me.
+EXIT_MODEL_HUNG = 70
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -50,10 +54,18 @@ def main(argv: list[str] | None = None) -> None:
         metrics.serve(settings.GPU_RUNNER_METRICS_PORT)
     queues = [spec.queue for spec in runtime.specs]
     logger.info("ready in %.2f s", time.perf_counter() - started)
-    asyncio.run(_work(queues, settings, wait=not options.drain))
+    status = asyncio.run(_work(queues, settings, wait=not options.drain))
+    if status:
+        logger.critical("exiting with status %d", status)
+        # The model's thread is stuck in its pass, and a normal exit would wait for it forever.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
 
 
-async def _work(queues: list[str], settings, *, wait: bool) -> None:
+async def _work(queues: list[str], settings, *, wait: bool) -> int:
+    """Take and run jobs until stopped; the process's exit status (0, or EXIT_MODEL_HUNG)."""
     from procrastinate.contrib.django import app
 
     from gpu_runner.tasks import RUNNER_HOOKS
@@ -92,6 +104,7 @@ async def _work(queues: list[str], settings, *, wait: bool) -> None:
                 fair=settings.GPU_RUNNER_FAIR,
             )
             await runner.run(wait=wait)
+    return EXIT_MODEL_HUNG if runner.hung is not None else 0
 
 
 if __name__ == "__main__":

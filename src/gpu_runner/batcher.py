@@ -166,6 +166,19 @@ class _Turns:
                 del served[owner]
 
 
+class ModelHung(Exception):
+    """A forward pass did not return within the batch timeout. The model's thread cannot be
+    interrupted, so nothing more can run in this process: the runner stops and exits.
+
+    ``ran`` tells an input that was in the pass that hung (its job's run is lost, and counts
+    as an attempt) from one that only waited behind it (its job goes back untried)."""
+
+    def __init__(self, model: str, timeout: float, *, ran: bool) -> None:
+        self.ran = ran
+        where = "" if ran else " (this input was waiting behind it)"
+        super().__init__(f"a forward pass of {model} did not return within {timeout:g} s{where}")
+
+
 class Batcher:
     def __init__(
         self,
@@ -175,9 +188,12 @@ class Batcher:
         max_batch_tokens: int,
         max_wait: float,
         fair: bool = True,
+        batch_timeout: float = 0.0,
     ) -> None:
         """``fair=False`` restores the old order, for comparing: all inputs in one queue,
-        oldest first, and every batch of a window run before looking again."""
+        oldest first, and every batch of a window run before looking again.
+        ``batch_timeout``: seconds a forward pass may take before its inputs, and every input
+        after them, fail with ``ModelHung`` (0: no limit)."""
         if max_batch_tokens < model.max_input_tokens:
             raise ValueError(
                 f"GPU_RUNNER_MAX_BATCH_TOKENS={max_batch_tokens} is smaller than one input of "
@@ -188,6 +204,8 @@ class Batcher:
         self.max_batch_tokens = max_batch_tokens
         self.max_wait = max_wait
         self.fair = fair
+        self.batch_timeout = batch_timeout
+        self._stuck = False  # A pass never returned: the model thread is still in it.
         self._pending = _Turns(quantum=max(model.max_input_tokens, 1))
         self._preparing = 0  # run() calls whose inputs are being prepared: more work coming.
         self._arrived: asyncio.Event | None = None
@@ -295,18 +313,34 @@ class Batcher:
         return batches
 
     async def _run_batch(self, batch: list[_Item]) -> None:
+        name = self.model.spec.name
+        if self._stuck:  # Nothing queued behind the stuck pass can ever run.
+            self._fail(batch, lambda: ModelHung(name, self.batch_timeout, ran=False))
+            return
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
+        forward = loop.run_in_executor(
+            self._model_thread, self.model.run_batch, [item.prepared for item in batch]
+        )
         try:
-            outputs = await loop.run_in_executor(
-                self._model_thread, self.model.run_batch, [item.prepared for item in batch]
-            )
+            # A thread cannot be cancelled: a pass that hangs is noticed here, on the event
+            # loop, and only its inputs' callers are told (the runner then stops).
+            done, _ = await asyncio.wait({forward}, timeout=self.batch_timeout or None)
+            if not done:
+                self._stuck = True
+                logger.critical(
+                    "%s: a forward pass of %d inputs did not return within %g s "
+                    "(GPU_RUNNER_BATCH_TIMEOUT); the model's thread is stuck",
+                    name, len(batch), self.batch_timeout,
+                )
+                self._fail(batch, lambda: ModelHung(name, self.batch_timeout, ran=True))
+                return
+            outputs = forward.result()
         except Exception as error:
             await self._split(batch, error)
             return
         elapsed = time.perf_counter() - started
         tokens = sum(item.tokens for item in batch)
-        name = self.model.spec.name
         metrics.BATCH_SECONDS.labels(name).observe(elapsed)
         metrics.BATCH_ITEMS.labels(name).observe(len(batch))
         metrics.BATCH_TOKENS.labels(name).observe(tokens)
@@ -340,5 +374,11 @@ class Batcher:
         for half in (batch[:middle], batch[middle:]):
             await self._run_batch(half)
 
+    @staticmethod
+    def _fail(batch: list[_Item], error: Callable[[], Exception]) -> None:
+        for item in batch:
+            if not item.future.done():
+                item.future.set_exception(error())
 
-__all__ = ["Batcher", "InferenceError"]
+
+__all__ = ["Batcher", "InferenceError", "ModelHung"]

@@ -59,8 +59,19 @@ def _store_failures(failures: list[tuple[Job, BaseException]]) -> None:
     )
 
 
+def _release_handed_back(jobs: list[Job]) -> None:
+    """Show the requests of jobs handed back untried as queued again (in the transaction that
+    hands the jobs back, so only requests of jobs this runner still held)."""
+    services.requests_release(job_ids=[job.id for job in jobs])
+
+
 RUNNER_HOOKS = {
-    RUN_REQUEST_TASK: TaskHooks(on_taken=_claim, on_succeeded=_store, on_failed=_store_failures)
+    RUN_REQUEST_TASK: TaskHooks(
+        on_taken=_claim,
+        on_succeeded=_store,
+        on_failed=_store_failures,
+        on_handed_back=_release_handed_back,
+    )
 }
 
 
@@ -151,7 +162,7 @@ async def run_request(
         )
         output = runtime.models[request.model].pack(outputs)
     except asyncio.CancelledError:
-        if context.abort_reason() is AbortReason.SHUTDOWN:
+        if not hooked and context.abort_reason() is AbortReason.SHUTDOWN:
             await writes.releases.submit(claim.job_id)  # Handed back: show it queued again.
         raise
     except Exception as error:

@@ -11,6 +11,15 @@ Stopping (SIGTERM, SIGINT): no new jobs are taken; jobs held finish within ``shu
 seconds, and whatever has not finished by then is handed back to the queue at once, untried.
 A second signal hands back at once. Jobs of a runner that died without stopping (kill -9, lost
 machine) are found by their stale heartbeat and put back by ``rescue``, which every runner runs.
+
+A forward pass that never returns (``ModelHung``) stops the runner the same way, except that the
+jobs whose inputs were in that pass are left to the rescue (their run counts as an attempt), the
+liveness file is removed, and ``hung`` is set so the process exits non-zero to be restarted.
+
+Writes are fenced by ownership: outcomes change only jobs this worker still runs, and a job's
+request row is written only in the transaction that changed its job, after it (job, then request:
+the lock order every transaction keeps). A runner taken for dead, whose jobs were rescued and run
+elsewhere meanwhile, finds them gone and writes nothing over the run that replaced it.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ from procrastinate.job_context import AbortReason
 from procrastinate.jobs import Job
 
 from gpu_runner import metrics
+from gpu_runner.batcher import ModelHung
 from gpu_runner.coalesce import Coalescer
 from gpu_runner.db import DATABASE_ERRORS, in_db, until_done
 from product import jobqueue
@@ -50,12 +60,15 @@ class TaskHooks:
     id reaches that job's task as ``context.additional_context["taken"]``.
     ``on_succeeded(results)`` runs in the transaction that records jobs as succeeded, with
     what their tasks returned; ``on_failed([(job, error), ...])`` in the one that records jobs
-    as failed for good (no retry left), with the errors their tasks raised.
+    as failed for good (no retry left), with the errors their tasks raised;
+    ``on_handed_back(jobs)`` in the one that returns jobs to the queue untried. Each is called
+    after the jobs' rows changed, and only with the jobs this worker still owned.
     """
 
     on_taken: Callable[[list[Job]], Mapping[int, Any]] | None = None
     on_succeeded: Callable[[list[Any]], None] | None = None
     on_failed: Callable[[list[tuple[Job, BaseException]]], None] | None = None
+    on_handed_back: Callable[[list[Job]], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -77,7 +90,17 @@ class _HandBack:
     """The job was not run (the runner is stopping): return it to the queue untried."""
 
 
-_Outcome = _Finished | _Retry | _HandBack
+class _Lost:
+    """The job's inputs were in a forward pass that hung: nothing is written; the job stays
+    ``doing`` until the rescue counts the lost run as an attempt (see ``_shutdown``)."""
+
+
+_Outcome = _Finished | _Retry | _HandBack | _Lost
+
+
+class OutcomeNotStored(Exception):
+    """A job's outcome could not be written (e.g. a result PostgreSQL refuses); the job and its
+    request are failed with this instead."""
 
 
 @dataclass
@@ -122,6 +145,7 @@ class Runner:
         self.urgent_priority = urgent_priority
         self.fair = fair
         self.worker_id: int | None = None
+        self.hung: ModelHung | None = None  # Set when a forward pass hung: exit non-zero.
         self._held: dict[int, _Held] = {}
         self._abort: dict[int, AbortReason] = {}
         self._finisher: Coalescer[tuple[Job, _Outcome], None] = Coalescer(self._persist)
@@ -139,6 +163,24 @@ class Runner:
         else:
             logger.info("stop requested: taking no new jobs")
             self._stopping.set()
+        self._wake.set()
+
+    def model_hung(self, error: ModelHung) -> None:
+        """A forward pass did not return in time, and its thread cannot be stopped: take no
+        more jobs, remove the liveness file (a probe restarts the process even if stopping
+        wedges too), and stop. Held jobs end by themselves, as the batcher fails every input
+        with ``ModelHung``: those in the pass that hung are left to the rescue, the others are
+        handed back untried. ``hung`` tells the caller to exit non-zero."""
+        if self.hung is not None:
+            return
+        self.hung = error
+        logger.critical(
+            "%s: this runner stops taking jobs, gives back the ones it holds and exits so "
+            "that it is restarted", error,
+        )
+        if self.heartbeat_file is not None:
+            self.heartbeat_file.unlink(missing_ok=True)
+        self._stopping.set()
         self._wake.set()
 
     async def run(self, *, wait: bool = True, install_signal_handlers: bool = True) -> None:
@@ -214,6 +256,11 @@ class Runner:
         await asyncio.gather(*side_tasks, return_exceptions=True)
         with contextlib.suppress(*DATABASE_ERRORS):
             await in_db(jobqueue.unregister_worker)(self.worker_id)
+            if self.hung is not None and self.rescue is not None:
+                # Without a worker, the jobs of the pass that hung are stalled at once: put
+                # them back now, counting the lost run (the rescue fails a job that keeps
+                # hanging its runners once its attempts are used up).
+                await in_db(self.rescue)()
         logger.info("worker %s stopped", self.worker_id)
 
     # --- one job -----------------------------------------------------------------------------
@@ -257,7 +304,8 @@ class Runner:
         started = time.perf_counter()
         try:
             outcome = await self._execute(job, additional_context)
-            await self._finisher.submit((job, outcome))
+            if not isinstance(outcome, _Lost):
+                await self._finisher.submit((job, outcome))
         finally:
             del self._held[job.id]
             self._abort.pop(job.id, None)
@@ -294,6 +342,9 @@ class Runner:
             if reason is AbortReason.USER_REQUEST:
                 return _Finished("aborted")
             raise
+        except ModelHung as error:
+            self.model_hung(error)
+            return _Lost() if error.ran else _HandBack()
         except Exception as error:
             job_retry = task.get_retry_exception(exception=error, job=job)
             if job_retry is not None:
@@ -304,11 +355,45 @@ class Runner:
             return _Finished("failed", error=error)
 
     async def _persist(self, finished: list[tuple[Job, _Outcome]]) -> list[None]:
-        """Write the outcomes of many jobs in one transaction, waiting out a database outage."""
+        """Write the outcomes of many jobs in one transaction, waiting out a database outage.
+
+        A group whose transaction fails for another reason (a result PostgreSQL refuses, a bug
+        in a hook) is written again job by job, so one bad outcome cannot roll back the others
+        and leave them ``doing``; a job whose own write fails is failed, saying why."""
+        try:
+            await self._write(finished)
+        except Exception as error:
+            if len(finished) == 1:
+                await self._write_failure(finished[0], error)
+            else:
+                logger.error(
+                    "writing the outcomes of %d jobs together failed (%s); writing each alone",
+                    len(finished), _first_line(error),
+                )
+                for item in finished:
+                    try:
+                        await self._write([item])
+                    except Exception as error:
+                        await self._write_failure(item, error)
+        return [None] * len(finished)
+
+    async def _write(self, finished: list[tuple[Job, _Outcome]]) -> None:
         await until_done(
             _persist_outcomes, worker_id=self.worker_id, finished=finished, hooks=self.hooks
         )
-        return [None] * len(finished)
+
+    async def _write_failure(self, item: tuple[Job, _Outcome], error: Exception) -> None:
+        job, outcome = item
+        logger.error(
+            "job %s: its outcome (%s) could not be written; failing it",
+            job.id, _outcome_name(outcome), exc_info=error,
+        )
+        failure = OutcomeNotStored(f"its outcome could not be stored: {_first_line(error)}")
+        failure.__cause__ = error
+        try:
+            await self._write([(job, _Finished("failed", error=failure))])
+        except Exception:  # A bug: the job stays doing until the rescue after a restart.
+            logger.critical("job %s: it could not be failed either", job.id, exc_info=True)
 
     # --- side tasks --------------------------------------------------------------------------
 
@@ -328,9 +413,10 @@ class Runner:
                 metrics.HEARTBEAT.set_to_current_time()
             except DATABASE_ERRORS as error:
                 logger.warning("heartbeat failed: %s", _first_line(error))
-            if self.heartbeat_file is not None:
+            if self.heartbeat_file is not None and self.hung is None:
                 # Liveness of this process, not of the database: an outage must not get
-                # runners restarted (and their models reloaded) by a liveness probe.
+                # runners restarted (and their models reloaded) by a liveness probe; a model
+                # that hung must (model_hung removed the file).
                 self.heartbeat_file.touch()
             await asyncio.sleep(self.heartbeat_interval)
 
@@ -373,28 +459,32 @@ class Runner:
 def _persist_outcomes(
     *, worker_id: int, finished: list[tuple[Job, _Outcome]], hooks: Mapping[str, TaskHooks]
 ) -> None:
+    """Write many jobs' outcomes in one transaction: each job's row first, then, through its
+    task's hooks, the rows of exactly the jobs that changed. A job no longer running here (this
+    runner was taken for dead and the job rescued meanwhile) is skipped, and so is its request."""
     from django.db import transaction
 
+    ended = [(job, outcome) for job, outcome in finished if isinstance(outcome, _Finished)]
+    retries = [(job, outcome) for job, outcome in finished if isinstance(outcome, _Retry)]
+    handed = [job for job, outcome in finished if isinstance(outcome, _HandBack)]
     with transaction.atomic():
-        _run_outcome_hooks(
-            hooks, [(job, outcome) for job, outcome in finished if isinstance(outcome, _Finished)]
+        owned = jobqueue.finish(
+            worker_id=worker_id, outcomes=[(job.id, outcome.status) for job, outcome in ended]
         )
-        jobqueue.finish(
+        _run_outcome_hooks(hooks, [(job, outcome) for job, outcome in ended if job.id in owned])
+        owned |= jobqueue.retry(
             worker_id=worker_id,
-            outcomes=[
-                (job.id, outcome.status) for job, outcome in finished
-                if isinstance(outcome, _Finished)
+            retries=[
+                jobqueue.Retry(job.id, o.retry_at, o.priority, o.queue, o.lock) for job, o in retries
             ],
         )
-        for job, outcome in finished:
-            if isinstance(outcome, _Retry):
-                jobqueue.retry(
-                    job=job, retry_at=outcome.retry_at, priority=outcome.priority,
-                    queue=outcome.queue, lock=outcome.lock,
-                )
-        jobqueue.hand_back(
-            worker_id=worker_id,
-            job_ids=[job.id for job, outcome in finished if isinstance(outcome, _HandBack)],
+        handed_back = jobqueue.hand_back(worker_id=worker_id, job_ids=[job.id for job in handed])
+        _run_hand_back_hooks(hooks, [job for job in handed if job.id in handed_back])
+    dropped = [job.id for job, _ in finished if job.id not in owned | handed_back]
+    if dropped:
+        logger.warning(
+            "jobs %s are no longer this runner's (it was taken for dead and they were rescued); "
+            "their outcomes here are dropped", dropped,
         )
 
 
@@ -415,6 +505,14 @@ def _run_outcome_hooks(hooks: Mapping[str, TaskHooks], ended: list[tuple[Job, _F
             task_hooks.on_failed(failures)
 
 
+def _run_hand_back_hooks(hooks: Mapping[str, TaskHooks], jobs: list[Job]) -> None:
+    """Each task's ``on_handed_back`` hook, once with all its jobs."""
+    for task_name, group in _by_task(jobs).items():
+        task_hooks = hooks.get(task_name)
+        if task_hooks is not None and task_hooks.on_handed_back is not None:
+            task_hooks.on_handed_back(group)
+
+
 def _texts(job: Job) -> int:
     """The texts a job brings (its ``texts`` argument; 1 for a job without one)."""
     texts = job.task_kwargs.get("texts")
@@ -431,6 +529,8 @@ def _by_task(jobs: list[Job]) -> dict[str, list[Job]]:
 def _outcome_name(outcome: _Outcome) -> str:
     if isinstance(outcome, _Finished):
         return outcome.status
+    if isinstance(outcome, _Lost):
+        return "lost"
     return "retried" if isinstance(outcome, _Retry) else "handed_back"
 
 

@@ -129,6 +129,29 @@ UPDATE procrastinate_jobs AS jobs
 RETURNING jobs.id
 """
 
+# procrastinate_retry_job_v2 for many jobs, fenced like _FINISH: a runner taken for dead whose
+# job was rescued meanwhile must not put that job back in the queue under its new runner. As in
+# Procrastinate, a job whose abort was asked for fails instead of waiting again.
+_RETRY = """
+UPDATE procrastinate_jobs AS jobs
+   SET status = CASE WHEN jobs.abort_requested THEN 'failed'::procrastinate_job_status
+                     ELSE 'todo'::procrastinate_job_status END,
+       attempts = CASE WHEN jobs.abort_requested THEN jobs.attempts ELSE jobs.attempts + 1 END,
+       scheduled_at = CASE WHEN jobs.abort_requested THEN jobs.scheduled_at
+                           ELSE retry.retry_at END,
+       priority = CASE WHEN jobs.abort_requested THEN jobs.priority
+                       ELSE COALESCE(retry.priority, jobs.priority) END,
+       queue_name = CASE WHEN jobs.abort_requested THEN jobs.queue_name
+                         ELSE COALESCE(retry.queue, jobs.queue_name) END,
+       lock = CASE WHEN jobs.abort_requested THEN jobs.lock ELSE COALESCE(retry.lock, jobs.lock) END
+  FROM unnest(%(ids)s::bigint[], %(retry_at)s::timestamptz[], %(priorities)s::int[],
+              %(queues)s::text[], %(locks)s::text[]) AS retry(id, retry_at, priority, queue, lock)
+ WHERE jobs.id = retry.id
+   AND jobs.status = 'doing'
+   AND (jobs.worker_id = %(worker_id)s OR jobs.worker_id IS NULL)
+RETURNING jobs.id
+"""
+
 # A job handed back was not tried, so its attempts stay; one whose abort was asked for ends
 # aborted instead (Procrastinate forbids a waiting job with a pending abort).
 _HAND_BACK = """
@@ -286,14 +309,42 @@ def finish(*, worker_id: int, outcomes: Iterable[tuple[int, str]]) -> set[int]:
         return {row[0] for row in cursor.fetchall()}
 
 
-def retry(*, job: Job, retry_at: datetime | None, priority: int | None, queue: str | None,
-          lock: str | None) -> None:
-    """Schedule another attempt of a failed job (Procrastinate's own retry, one job)."""
+@dataclass(frozen=True)
+class Retry:
+    """Another attempt of a failed job, as its task's retry strategy decided."""
+
+    job_id: int
+    retry_at: datetime | None
+    priority: int | None = None
+    queue: str | None = None
+    lock: str | None = None
+
+
+def retry(*, worker_id: int, retries: Sequence[Retry]) -> set[int]:
+    """Schedule another attempt of many failed jobs (Procrastinate's retry); returns the ids
+    scheduled. A job no longer running here (rescued meanwhile) is skipped."""
+    if not retries:
+        return set()
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT procrastinate_retry_job_v2(%s, %s, %s, %s, %s)",
-            [job.id, retry_at, priority, queue, lock],
+            _RETRY,
+            {
+                "ids": [r.job_id for r in retries],
+                "retry_at": [r.retry_at for r in retries],
+                "priorities": [r.priority for r in retries],
+                "queues": [r.queue for r in retries],
+                "locks": [r.lock for r in retries],
+                "worker_id": worker_id,
+            },
         )
+        return {row[0] for row in cursor.fetchall()}
+
+
+def lock_job(job_id: int) -> None:
+    """Lock a job's row until the transaction ends. Transactions that change a job and its
+    request lock the job first (the runner's order), so they can never deadlock."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM procrastinate_jobs WHERE id = %s FOR UPDATE", [job_id])
 
 
 def hand_back(*, worker_id: int, job_ids: Sequence[int]) -> set[int]:
