@@ -11,6 +11,7 @@ urlpatterns = [
     path("accounts/login/", account_views.ThrottledLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("requests/", include("product.inference.urls")),
+    path("account/usage/", include("product.quotas.urls")),
     path("account/tokens/", include("product.accounts.urls")),
     path("api/", include("product.inference.api_urls")),
     path("admin/", admin.site.urls),

@@ -103,7 +103,8 @@ def test_a_key_refused_by_a_limit_is_not_kept(client, make_user, token_for, sett
 
 
 @pytest.mark.parametrize(
-    "key", ["", "x" * 256, "clé", "tab\there", "line\nbreak"], ids=["empty", "256", "non-ascii", "tab", "newline"]
+    "key", ["", "x" * 256, "clé", "tab\there", "line\nbreak"],
+    ids=["empty", "256", "non-ascii", "tab", "newline"],
 )
 def test_a_key_that_is_not_1_to_255_printable_ascii_characters_is_a_400(
     client, make_user, token_for, key
@@ -166,14 +167,16 @@ def test_pruning_a_request_deletes_its_keys(make_user):
 def _age_keys(*, hours: float) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
-            "UPDATE inference_idempotencykey SET created_at = created_at - make_interval(hours => %s)",
+            "UPDATE inference_idempotencykey "
+            "SET created_at = created_at - make_interval(hours => %s)",
             [hours],
         )
 
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_submits_with_one_key_make_one_request(make_user, clean_queue):
-    """Two submits with one key wait together behind a held lock on the user's quota row,
+    """Two submits with one key wait together behind an open transaction holding the user's
+    quota row,
     then both run: one creates, the other returns what the first created."""
     alice = make_user()
     outcomes: list[tuple[int, bool]] = []
@@ -190,7 +193,6 @@ def test_concurrent_submits_with_one_key_make_one_request(make_user, clean_queue
     with psycopg.connect(_conninfo()) as holder:
         with holder.transaction():
             holder.execute("INSERT INTO quotas_userquota (user_id) VALUES (%s)", [alice.pk])
-            holder.execute("SELECT 1 FROM quotas_userquota WHERE user_id = %s FOR UPDATE", [alice.pk])
             threads = [threading.Thread(target=run) for _ in range(2)]
             for thread in threads:
                 thread.start()
@@ -210,7 +212,7 @@ def _conninfo() -> str:
 
 
 def _wait_for_lock_waiters(holder, count: int) -> None:
-    # pg_locks, not pg_stat_activity: that one is read once per transaction, and holder's stays open.
+    # pg_locks, not pg_stat_activity: that is read once per transaction, and holder's stays open.
     deadline = time.monotonic() + 60
     while True:
         waiting = holder.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()[0]

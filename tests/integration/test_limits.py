@@ -197,7 +197,9 @@ def test_the_admin_cannot_move_a_quota_to_another_user(client, make_user, limits
     UserQuota.objects.create(user=alice, max_queued_texts=7)
     client.force_login(make_user("root", superuser=True))
 
-    client.post(f"/admin/quotas/userquota/{alice.pk}/change/", {"user": bob.pk, "max_queued_texts": 9})
+    client.post(
+        f"/admin/quotas/userquota/{alice.pk}/change/", {"user": bob.pk, "max_queued_texts": 9}
+    )
 
     assert UserQuota.objects.get().user == alice
     assert UserQuota.objects.get().max_queued_texts == 9

@@ -7,6 +7,7 @@ app_name = "api"
 urlpatterns = [
     path("openapi.json", api.openapi, name="openapi"),
     path("v1/models", api.model_list, name="model_list"),
+    path("v1/usage", api.usage, name="usage"),
     path("v1/requests", api.requests_collection, name="requests"),
     path("v1/requests/<int:request_id>", api.request_detail, name="request_detail"),
     path("v1/requests/<int:request_id>/result", api.request_result, name="request_result"),

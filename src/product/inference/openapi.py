@@ -38,6 +38,15 @@ def openapi_document() -> dict:
         }
         for spec in REGISTRY.values()
     ]
+    idempotency_key = {
+        "name": "Idempotency-Key", "in": "header", "required": False,
+        "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[ -~]+$"},
+        "description": (
+            "Any 1 to 255 printable ASCII characters, unique per request you mean: the same key with "
+            "the same body returns the request it created (200), with another body is a 422. Keys "
+            f"are yours alone and kept {settings.INFERENCE_IDEMPOTENCY_TTL:g} hours."
+        ),
+    }
     request_id = {"name": "request_id", "in": "path", "required": True, "schema": {"type": "integer"}}
     timings = {
         "type": "object",
@@ -58,6 +67,11 @@ def openapi_document() -> dict:
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
         "paths": {
+            "/api/v1/usage": {
+                "get": {"summary": "My usage and limits", "operationId": "getUsage",
+                        "responses": {"200": _json("#/components/schemas/Usage", "Queued texts, texts this month (UTC), submits available now, and the limits that apply"),
+                                      "401": _error("Not authenticated")}},
+            },
             "/api/v1/models": {
                 "get": {"summary": "List models", "operationId": "listModels",
                         "responses": {"200": {"description": "Registered models"}, "401": _error("Not authenticated")}},
@@ -66,13 +80,20 @@ def openapi_document() -> dict:
                 "post": {
                     "summary": "Submit a request",
                     "operationId": "submitRequest",
+                    "parameters": [idempotency_key],
                     "requestBody": {"required": True, "content": {"application/json": {"schema": {"oneOf": submit_variants}}}},
                     "responses": {
                         "201": _json("#/components/schemas/Request", "Accepted and queued"),
-                        "400": _error("Invalid input; nothing was created"),
+                        "200": _json("#/components/schemas/Request", "The request this Idempotency-Key created before (header Idempotent-Replayed: true); nothing new was created"),
+                        "400": _error("Invalid input or Idempotency-Key, or a request over the queued-texts limit on its own (code quota_exceeded: split it); nothing was created"),
                         "401": _error("Not authenticated"),
                         "413": _error("Body too large"),
                         "415": _error("Body is not JSON"),
+                        "422": _error("The Idempotency-Key was used with a different body (code idempotency_conflict); nothing was created"),
+                        "429": {
+                            **_error("Over a limit of yours (code rate_limited: submits per minute; quota_exceeded: queued texts); the message names it. Nothing was created; retry after Retry-After seconds"),
+                            "headers": {"Retry-After": {"description": "Seconds to wait before the same submit can pass", "schema": {"type": "integer"}}},
+                        },
                     },
                 },
                 "get": {
@@ -106,6 +127,16 @@ def openapi_document() -> dict:
                 "Error": {
                     "type": "object",
                     "properties": {"error": {"type": "object", "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}},
+                },
+                "Usage": {
+                    "type": "object",
+                    "properties": {
+                        **{name: {"type": "integer"} for name in (
+                            "queued_requests", "queued_texts", "requests_this_month", "texts_this_month",
+                            "submits_available")},
+                        "limits": {"type": "object", "properties": {
+                            name: {"type": "integer"} for name in ("max_queued_texts", "submits_per_minute", "submit_burst")}},
+                    },
                 },
                 "Request": {
                     "type": "object",

@@ -10,7 +10,8 @@ class Command(BaseCommand):
         "Delete requests that finished (succeeded, failed or cancelled) more than --older-than "
         "ago, together with their finished Procrastinate jobs and those jobs' events. Queued "
         "and running requests, and jobs that wait or run, are never touched. Safe to run while "
-        "the system serves traffic (e.g. daily from cron)."
+        "the system serves traffic (e.g. daily from cron). Also deletes Idempotency-Keys older "
+        "than INFERENCE_IDEMPOTENCY_TTL hours."
     )
 
     def add_arguments(self, parser):
@@ -54,3 +55,5 @@ class Command(BaseCommand):
                 f"{pruned.jobs} job(s) and {pruned.events} job event(s)."
             )
         )
+        keys = retention.idempotency_keys_prune()
+        self.stdout.write(f"deleted {keys} expired idempotency key(s).")
