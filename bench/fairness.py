@@ -32,8 +32,9 @@ EXPLAIN_QUEUE = "bench.fairness.explain"
 
 
 def explain_fetch(jobs: int, owners: int, repeats: int = 20) -> None:
-    """Fill a queue no runner reads with ``jobs`` waiting jobs of ``owners`` owners (one owner
-    has most of them, as a backlog), then measure the fetch statements on it."""
+    """Fill a queue no runner reads with ``jobs`` waiting jobs, one owner's backlog (nine in
+    ten) and ``owners`` other owners' (the rest), of 64 texts each but one in a thousand (one
+    text, interactive); then measure the fetch statements on it."""
     from django.conf import settings
     from django.db import connection, transaction
 
@@ -47,7 +48,8 @@ def explain_fetch(jobs: int, owners: int, repeats: int = 20) -> None:
             SELECT %(queue)s, 'inference.run_request',
                    CASE WHEN n %% 1000 = 0 THEN %(interactive)s ELSE 0 END,
                    jsonb_build_object('request_id', n,
-                                      'owner', CASE WHEN n %% 10 = 0 THEN n %% %(owners)s ELSE 0 END,
+                                      'owner', CASE WHEN n %% 10 = 0 THEN 1 + (n / 10) %% %(owners)s
+                                                    ELSE 0 END,
                                       'texts', CASE WHEN n %% 1000 = 0 THEN 1 ELSE 64 END)
               FROM generate_series(1, %(jobs)s) AS n
             """,
@@ -62,7 +64,7 @@ def explain_fetch(jobs: int, owners: int, repeats: int = 20) -> None:
         ("fair, no room (interactive only)", jobqueue._FETCH_FAIR, 0),
         ("old order", jobqueue._FETCH_OLDEST, room),
     ]
-    print(f"fetch on {jobs} waiting jobs of {owners} owners (limit 256, room {room} texts):")
+    print(f"fetch on {jobs} waiting jobs of {owners + 1} owners (limit 256, room {room} texts):")
     for name, statement, case_room in cases:
         params = {"queues": [EXPLAIN_QUEUE], "limit": 256, "worker_id": worker_id,
                   "room": case_room, "urgent": INTERACTIVE_JOB_PRIORITY}
@@ -93,6 +95,9 @@ def main() -> None:
     parser.add_argument("--explain-jobs", type=int, default=20_000, help="Jobs for part 1.")
     parser.add_argument("--explain-owners", type=int, default=50)
     parser.add_argument("--skip-explain", action="store_true")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="Rounds of (fair, old), alternating, to even out a machine whose "
+                             "load drifts; figures are over all rounds.")
     options = parser.parse_args()
     setup_django()
     from django.conf import settings
@@ -115,6 +120,7 @@ def main() -> None:
                               "Content-Type": "application/json"})
     texts = sentences(options.a_texts + 10_000)
     log_dir = Path(tempfile.mkdtemp(prefix="bench-fairness-"))
+    b_seen: list[int] = []
     # Quotas and rate limits are not what is measured here.
     limits = {"INFERENCE_MAX_QUEUED_TEXTS": str(10 * options.a_texts),
               "INFERENCE_SUBMITS_PER_MINUTE": "100000", "INFERENCE_SUBMIT_BURST": "100000"}
@@ -149,12 +155,14 @@ def main() -> None:
             thread.join()
         return ids
 
-    def b_latencies(backlog: list[int], offset: int) -> list[float]:
-        """B submits one text every b_every s while A's backlog runs; seconds to each result."""
+    def b_latencies(backlog: list[int], offset: int) -> tuple[list[float], list[int]]:
+        """B submits one text every b_every s while A's backlog runs; seconds to each result,
+        and B's request ids."""
         _, headers = users["b"]
         conn = http.client.HTTPConnection(address, timeout=60)
         outstanding: dict[int, float] = {}
         latencies: list[float] = []
+        ids: list[int] = []
         next_submit = time.monotonic()
         n = 0
         while True:
@@ -164,6 +172,7 @@ def main() -> None:
             if now >= next_submit and a_running:
                 request_id = post(headers, {"model": MINILM.name, "input": texts[-1 - offset - n]})
                 outstanding[request_id] = now
+                ids.append(request_id)
                 n += 1
                 next_submit += options.b_every
             for request_id, submitted in list(outstanding.items()):
@@ -176,38 +185,57 @@ def main() -> None:
                 else:
                     assert status in ("queued", "running"), status
             if not a_running and not outstanding:
-                return latencies
+                return latencies, ids
             time.sleep(0.02)
 
-    results = {}
+    runs: dict[str, list[dict]] = {"fair": [], "old": []}
     try:
-        for order, fair in (("fair", "1"), ("old", "0")):
-            runner = start_runner(log_dir, name=f"runner-{order}", GPU_RUNNER_FAIR=fair)
-            try:
-                runner.wait_for_output("taking jobs from")
-                backlog = queue_backlog()
-                latencies = b_latencies(backlog, offset=5000 if fair == "1" else 0)
-            finally:
-                runner.terminate()
-            rows = InferenceRequest.objects.filter(pk__in=backlog)
-            assert set(rows.values_list("status", flat=True)) == {"succeeded"}
-            span = rows.aggregate(start=Min("created_at"), end=Max("finished_at"), n=Sum("item_count"))
-            seconds = (span["end"] - span["start"]).total_seconds()
-            results[order] = {
-                "b_n": len(latencies), "b_p50": percentile(latencies, 50),
-                "b_p99": percentile(latencies, 99), "b_max": max(latencies),
-                "a_texts_s": span["n"] / seconds, "a_seconds": seconds,
-            }
+        for round_ in range(options.rounds):
+            for order, fair in (("fair", "1"), ("old", "0")):
+                runner = start_runner(log_dir, name=f"runner-{order}-{round_}", GPU_RUNNER_FAIR=fair)
+                try:
+                    runner.wait_for_output("taking jobs from")
+                    backlog = queue_backlog()
+                    latencies, b_ids = b_latencies(backlog, offset=len(b_seen))
+                    b_seen.extend(b_ids)
+                finally:
+                    runner.terminate()
+                rows = InferenceRequest.objects.filter(pk__in=backlog)
+                assert set(rows.values_list("status", flat=True)) == {"succeeded"}
+                span = rows.aggregate(start=Min("created_at"), end=Max("finished_at"),
+                                      n=Sum("item_count"))
+                b_rows = InferenceRequest.objects.filter(pk__in=b_ids)
+                runs[order].append({
+                    "latencies": latencies, "texts": span["n"],
+                    "seconds": (span["end"] - span["start"]).total_seconds(),
+                    "queue": [r.queue_ms / 1000 for r in b_rows],
+                    "run": [r.run_ms / 1000 for r in b_rows],
+                })
     finally:
         web.terminate()
+    results = {}
+    for order, done in runs.items():
+        latencies = [x for run in done for x in run["latencies"]]
+        texts, seconds = sum(r["texts"] for r in done), sum(r["seconds"] for r in done)
+        queue = [x for run in done for x in run["queue"]]
+        ran = [x for run in done for x in run["run"]]
+        results[order] = {
+            "b_n": len(latencies), "b_p50": percentile(latencies, 50),
+            "b_p99": percentile(latencies, 99), "b_max": max(latencies),
+            "b_queue_p50": percentile(queue, 50), "b_run_p50": percentile(ran, 50),
+            "a_texts_s": texts / seconds, "a_seconds": seconds,
+        }
 
     print(f"\nA: {options.a_texts} texts in requests of {options.a_size} (bulk); "
           f"B: one text every {options.b_every} s; runner GPU_RUNNER_MAX_BATCH_SIZE="
           f"{settings.GPU_RUNNER_MAX_BATCH_SIZE}, MAX_HELD_TEXTS={settings.GPU_RUNNER_MAX_HELD_TEXTS}")
+    print(f"{options.rounds} round(s) of (fair, old); B's queue and run: p50 of the rows' "
+          "created → started and started → finished")
     print(f"{'order':<6} {'B requests':>10} {'B p50 s':>8} {'B p99 s':>8} {'B max s':>8} "
-          f"{'A texts/s':>10} {'A s':>7}")
+          f"{'B queue':>8} {'B run':>8} {'A texts/s':>10} {'A s':>7}")
     for order, r in results.items():
         print(f"{order:<6} {r['b_n']:>10} {r['b_p50']:>8.3f} {r['b_p99']:>8.3f} {r['b_max']:>8.3f} "
+              f"{r['b_queue_p50']:>8.3f} {r['b_run_p50']:>8.3f} "
               f"{r['a_texts_s']:>10.1f} {r['a_seconds']:>7.1f}")
     fair, old = results["fair"], results["old"]
     print(f"fair / old: B p50 {fair['b_p50'] / old['b_p50']:.3f}, B p99 "

@@ -10,6 +10,7 @@ import json
 import pytest
 from asgiref.sync import sync_to_async
 from django import db
+from django.db import connection
 from procrastinate.contrib.django import app
 from procrastinate.contrib.django.models import ProcrastinateJob
 
@@ -159,3 +160,35 @@ def test_another_users_small_requests_finish_before_half_of_a_bulk_backlog(
         pk__in=[r.pk for r in backlog], status=RequestStatus.SUCCEEDED, finished_at__lt=b_done
     ).count()
     assert a_done_before < BACKLOG_REQUESTS // 2
+
+
+@pytest.mark.django_db
+def test_a_requeued_request_keeps_its_priority_owner_and_texts_on_its_new_job(make_user):
+    request = services.request_submit(
+        user=make_user("alice"), model=MINILM.name, raw_input=["a", "b"], priority="bulk"
+    )
+    InferenceRequest.objects.filter(pk=request.pk).update(status=RequestStatus.FAILED)
+
+    requeued = services.request_requeue(request=request)
+
+    job = ProcrastinateJob.objects.get(pk=requeued.job_id)
+    assert requeued.job_id != request.job_id and job.priority == JOB_PRIORITY["bulk"]
+    assert job.args == {"request_id": request.pk, "owner": request.owner_id, "texts": 2}
+
+
+@pytest.mark.usefixtures("clean_queue")
+def test_a_job_deferred_before_fair_turns_with_only_its_request_id_still_runs(
+    make_user, minilm_runtime
+):
+    from tests.support.worker import drain
+
+    request = services.request_submit(user=make_user("alice"), model=MINILM.name, raw_input="old")
+    with connection.cursor() as cursor:  # As the web deferred jobs before they named more.
+        cursor.execute(
+            "UPDATE procrastinate_jobs SET args = jsonb_build_object('request_id', %s), "
+            "priority = 0 WHERE id = %s", [request.pk, request.job_id],
+        )
+
+    drain([MINILM.queue])
+
+    assert InferenceRequest.objects.get(pk=request.pk).status == RequestStatus.SUCCEEDED
