@@ -4,8 +4,10 @@ request the first call created, on real PostgreSQL, concurrent retries included.
 from __future__ import annotations
 
 import io
+import json
 import threading
 import time
+import urllib.request
 
 import psycopg
 import pytest
@@ -202,6 +204,47 @@ def test_concurrent_submits_with_one_key_make_one_request(make_user, clean_queue
 
     assert sorted(created for _, created in outcomes) == [False, True]
     assert len({pk for pk, _ in outcomes}) == 1
+    assert InferenceRequest.objects.count() == 1 and IdempotencyKey.objects.count() == 1
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_retries_with_one_key_at_two_web_processes_at_once_make_one_request(
+    make_user, token_for, clean_queue, tmp_path
+):
+    """Eight clients send one keyed submit at once, four to each of two real uvicorn processes."""
+    from tests.support.processes import start_web
+
+    auth = token_for(make_user())
+    webs = []
+    start = threading.Barrier(8)
+    answers: list[tuple[int, int]] = []
+
+    def send(base_url: str) -> None:
+        request = urllib.request.Request(
+            base_url + "/api/v1/requests", data=json.dumps(BODY).encode(), method="POST",
+            headers={"Authorization": auth, "Content-Type": "application/json",
+                     "Idempotency-Key": "retry-storm"},
+        )
+        start.wait()
+        with urllib.request.urlopen(request, timeout=60) as response:
+            answers.append((response.status, json.loads(response.read())["id"]))
+
+    try:
+        for n in range(2):
+            (tmp_path / f"web-{n}").mkdir()
+            webs.append(start_web(tmp_path / f"web-{n}"))
+        threads = [threading.Thread(target=send, args=(webs[n % 2][1],)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        for web, _ in webs:
+            web.terminate()
+
+    assert sorted(status for status, _ in answers) == [200] * 7 + [201]
+    assert len({request_id for _, request_id in answers}) == 1
     assert InferenceRequest.objects.count() == 1 and IdempotencyKey.objects.count() == 1
 
 
