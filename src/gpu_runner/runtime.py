@@ -55,7 +55,11 @@ def load_runtime() -> Runtime:
         )
         model.load()
         loaded = time.perf_counter()
-        batchers[name] = Batcher(model, max_wait=settings.GPU_RUNNER_BATCH_WAIT_MS / 1000, **budget)
+        batchers[name] = Batcher(
+            model, max_wait=settings.GPU_RUNNER_BATCH_WAIT_MS / 1000,
+            batch_timeout=settings.GPU_RUNNER_BATCH_TIMEOUT, fair=settings.GPU_RUNNER_FAIR,
+            **budget,
+        )
         model.warm_up(**budget)
         logger.info(
             "%s: loaded in %.2f s, warmed up (batches of up to %d inputs / %d tokens) in %.2f s",

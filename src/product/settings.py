@@ -45,9 +45,12 @@ INSTALLED_APPS = [
     "procrastinate.contrib.django",
     "product.accounts",
     "product.inference",
+    "product.quotas",
 ]
 
 MIDDLEWARE = [
+    # Outermost: every error answer under /api/ is JSON, whichever layer made it.
+    "product.api_errors.ApiErrorsMiddleware",
     # Probes and scrapes first: no host check, no https redirect (see product.health).
     "product.health.LivenessMiddleware",
     "product.outage.DatabaseUnavailableMiddleware",
@@ -113,6 +116,9 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # The largest valid submission (256 texts of 4000 characters, JSON-escaped) fits; more is 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
+# A body over this many bytes is refused with 413 before it is read (product.body_limit, at the
+# ASGI level: before authentication, chunked bodies too).
+MAX_REQUEST_BODY_BYTES = env_int("MAX_REQUEST_BODY_BYTES", DATA_UPLOAD_MAX_MEMORY_SIZE)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -123,6 +129,15 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "inference:request_list"
 LOGOUT_REDIRECT_URL = "login"
+# Sign-in throttling (product.accounts.views.ThrottledLoginView): after this many failures of a
+# user name, or from one client address (REMOTE_ADDR), within the window (seconds), the
+# sign-in page answers 429 with Retry-After without checking the password.
+SIGNIN_MAX_FAILURES = env_int("SIGNIN_MAX_FAILURES", 5)
+SIGNIN_MAX_FAILURES_PER_ADDRESS = env_int("SIGNIN_MAX_FAILURES_PER_ADDRESS", 50)
+SIGNIN_FAILURE_WINDOW = env_int("SIGNIN_FAILURE_WINDOW", 15 * 60)
+if min(SIGNIN_MAX_FAILURES, SIGNIN_MAX_FAILURES_PER_ADDRESS, SIGNIN_FAILURE_WINDOW) < 1:
+    raise ImproperlyConfigured("SIGNIN_MAX_FAILURES, SIGNIN_MAX_FAILURES_PER_ADDRESS and "
+                               "SIGNIN_FAILURE_WINDOW must be at least 1.")
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -180,9 +195,23 @@ PROCRASTINATE_READONLY_MODELS = True
 INFERENCE_STATUS_CHANNEL = "inference_status"
 # Seconds between keep-alive comments on a live-status stream (proxies drop idle streams).
 INFERENCE_STREAM_KEEPALIVE = env_float("INFERENCE_STREAM_KEEPALIVE", 15.0)
+# Open live-status streams allowed per user and per web process; beyond either, a 429.
+INFERENCE_STREAMS_PER_USER = env_int("INFERENCE_STREAMS_PER_USER", 16)
+INFERENCE_STREAMS_PER_PROCESS = env_int("INFERENCE_STREAMS_PER_PROCESS", 2000)
+# Seconds a live-status stream lasts (less up to 10%, so streams spread out) before it ends
+# and the browser reconnects and re-reads: no stream, or its owner's session, lives forever.
+INFERENCE_STREAM_MAX_AGE = env_float("INFERENCE_STREAM_MAX_AGE", 300.0)
 # Runs a request's job gets before it fails for good: a transient error (database) or a lost
 # runner (crash, kill) costs one; an input the model cannot run fails at once.
 INFERENCE_MAX_ATTEMPTS = env_int("INFERENCE_MAX_ATTEMPTS", 3)
+# Per-user limits (product.quotas; an operator overrides one user's in the admin). Texts of a
+# user's queued and running requests, at most; and a token bucket of submits: BURST at once,
+# refilled by SUBMITS_PER_MINUTE. A bulk client of 256-text requests lives well inside them.
+INFERENCE_MAX_QUEUED_TEXTS = env_int("INFERENCE_MAX_QUEUED_TEXTS", 100_000)
+INFERENCE_SUBMITS_PER_MINUTE = env_int("INFERENCE_SUBMITS_PER_MINUTE", 600)
+INFERENCE_SUBMIT_BURST = env_int("INFERENCE_SUBMIT_BURST", INFERENCE_SUBMITS_PER_MINUTE)
+# Hours an Idempotency-Key is kept: a retry within them returns the request the key made.
+INFERENCE_IDEMPOTENCY_TTL = env_float("INFERENCE_IDEMPOTENCY_TTL", 24.0)
 # A request that names no priority is interactive up to this many texts, bulk above
 # (interactive work runs before bulk work; within each, users take turns).
 INFERENCE_INTERACTIVE_MAX_TEXTS = env_int("INFERENCE_INTERACTIVE_MAX_TEXTS", 16)
@@ -211,6 +240,9 @@ GPU_RUNNER_MAX_HELD_TEXTS = env_int("GPU_RUNNER_MAX_HELD_TEXTS", 32 * GPU_RUNNER
 # Fair turns between users (fair intake and batching). 0 restores the old order (oldest work of
 # all users first): only for comparing, e.g. in bench/fairness.py.
 GPU_RUNNER_FAIR = env_bool("GPU_RUNNER_FAIR", True)
+# Seconds a forward pass may take: one that does not return by then (a wedged GPU or driver)
+# makes the runner hand back its jobs and exit non-zero, to be restarted. 0: no limit.
+GPU_RUNNER_BATCH_TIMEOUT = env_float("GPU_RUNNER_BATCH_TIMEOUT", 120.0)
 # Seconds a runner given SIGTERM lets held jobs finish before handing the rest back to the queue.
 GPU_RUNNER_SHUTDOWN_GRACE = env_float("GPU_RUNNER_SHUTDOWN_GRACE", 20.0)
 # Seconds between heartbeats (and checks for stalled jobs); a runner silent for STALLED_AFTER

@@ -7,24 +7,28 @@ Views parse and check input, call one service or selector, and answer JSON. Ever
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 from collections.abc import Callable
 
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.views import defaults
+from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from product.accounts.services import token_user
+from product.accounts.services import TokenRejected, token_user
+from product.api_errors import error_response
 from product.inference import selectors, services
 from product.inference.models import InferenceRequest, RequestStatus
 from product.inference.openapi import openapi_document
 from product.inference.presenters import request_json, result_json
 from product.inference.specs import REGISTRY, InputError
+from product.quotas import selectors as quota_selectors
+from product.quotas.services import LimitExceeded
 
 REQUIRED_SUBMIT_FIELDS = {"model", "input"}
 SUBMIT_FIELDS = REQUIRED_SUBMIT_FIELDS | {"priority"}
 MAX_LIST_LIMIT = 200
+MAX_IDEMPOTENCY_KEY = 255
 
 
 class ApiError(Exception):
@@ -33,20 +37,16 @@ class ApiError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-def error_response(status: int, code: str, message: str) -> JsonResponse:
-    return JsonResponse({"error": {"code": code, "message": message}}, status=status)
-
-
 def _authenticate(request: HttpRequest):
     header = request.headers.get("Authorization", "")
     if header:
         scheme, _, secret = header.partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
             raise ApiError(401, "unauthenticated", "Authorization must be 'Bearer <token>'.")
-        user = token_user(secret.strip())
-        if user is None:
-            raise ApiError(401, "unauthenticated", "the API token is not valid.")
-        return user
+        try:
+            return token_user(secret.strip())
+        except TokenRejected as rejected:  # Unknown, expired or revoked: the message says which.
+            raise ApiError(401, "unauthenticated", str(rejected)) from None
     # A signed-in browser may read (downloads); writes need a token, so no CSRF exposure.
     if request.method in ("GET", "HEAD") and request.user.is_authenticated:
         return request.user
@@ -132,16 +132,57 @@ def _submit(request: HttpRequest) -> JsonResponse:
             raise ApiError(400, "invalid_input", f"{field} is required.")
     if not isinstance(body["model"], str):
         raise ApiError(400, "invalid_input", "model must be a string.")
+    submit = {
+        "user": request.user, "model": body["model"], "raw_input": body["input"],
+        "priority": body.get("priority"),
+    }
+    key = _idempotency_key(request)
     try:
-        created = services.request_submit(
-            user=request.user, model=body["model"], raw_input=body["input"],
-            priority=body.get("priority"),
-        )
+        if key is None:
+            row, created = services.request_submit(**submit), True
+        else:
+            row, created = services.request_submit_idempotent(
+                key=key, body_digest=_body_digest(body), **submit
+            )
     except InputError as error:
         raise ApiError(400, "invalid_input", str(error)) from None
-    data = request_json(created)
-    response = JsonResponse(data, status=201)
+    except services.IdempotencyConflict as error:
+        raise ApiError(422, "idempotency_conflict", str(error)) from None
+    except LimitExceeded as limit:
+        return _limit_response(limit)
+    data = request_json(row)
+    response = JsonResponse(data, status=201 if created else 200)
     response["Location"] = data["url"]
+    if not created:
+        response["Idempotent-Replayed"] = "true"
+    return response
+
+
+def _idempotency_key(request: HttpRequest) -> str | None:
+    """The Idempotency-Key header's value: 1 to 255 printable ASCII characters."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not all(" " <= c <= "~" for c in key):
+        raise ApiError(
+            400, "invalid_idempotency_key",
+            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters.",
+        )
+    return key
+
+
+def _body_digest(body: dict) -> str:
+    """SHA-256 of the body as parsed: key order and white space do not make it another body."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _limit_response(limit: LimitExceeded) -> JsonResponse:
+    """429 with Retry-After when waiting lets the same submit pass; 400 when it cannot."""
+    if limit.retry_after is None:
+        return error_response(400, limit.code, limit.message)
+    response = error_response(429, limit.code, limit.message)
+    response["Retry-After"] = str(limit.retry_after)
     return response
 
 
@@ -162,12 +203,36 @@ def request_result(request: HttpRequest, request_id: int) -> JsonResponse:
 
 @api_view("POST")
 def request_cancel(request: HttpRequest, request_id: int) -> JsonResponse:
-    row = _get_visible(request, request_id)
+    try:
+        # PermissionDenied (another's request, no change permission) is a JSON 403 (api_errors).
+        row = selectors.request_get_for_change(user=request.user, request_id=request_id)
+    except InferenceRequest.DoesNotExist:
+        raise ApiError(404, "not_found", f"no request {request_id}.") from None
     try:
         row = services.request_cancel(request=row)
     except services.RequestStateError as error:
         raise ApiError(409, "conflict", str(error)) from None
     return JsonResponse(request_json(row))
+
+
+@api_view("GET")
+def usage(request: HttpRequest) -> JsonResponse:
+    """The caller's usage (queued texts, texts this month, submits available) and limits."""
+    own = quota_selectors.usage_of(user=request.user)
+    return JsonResponse(
+        {
+            "queued_requests": own.queued_requests,
+            "queued_texts": own.queued_texts,
+            "requests_this_month": own.requests_this_month,
+            "texts_this_month": own.texts_this_month,
+            "submits_available": own.submits_available,
+            "limits": {
+                "max_queued_texts": own.max_queued_texts,
+                "submits_per_minute": own.submits_per_minute,
+                "submit_burst": own.submit_burst,
+            },
+        }
+    )
 
 
 @api_view("GET")
@@ -187,14 +252,6 @@ def model_list(request: HttpRequest) -> JsonResponse:
             ]
         }
     )
-
-
-def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    """The site's 404 handler (``handler404``): under /api/ a path that names no endpoint (an
-    id the route does not take, such as -1) gets the API's JSON error, not Django's page."""
-    if request.path.startswith("/api/"):
-        return error_response(404, "not_found", f"no endpoint at {request.path}.")
-    return defaults.page_not_found(request, exception)
 
 
 def openapi(request: HttpRequest) -> JsonResponse:

@@ -16,14 +16,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q, QuerySet
-from django.utils import timezone
+from django.db.models.functions import Now
 
 from product.inference.jobs import RUN_REQUEST_TASK
-from product.inference.models import FINAL_STATUSES, InferenceRequest, RequestStatus
+from product.inference.models import (
+    FINAL_STATUSES,
+    IdempotencyKey,
+    InferenceRequest,
+    RequestStatus,
+)
 
 TABLE = InferenceRequest._meta.db_table
+KEY_TABLE = IdempotencyKey._meta.db_table
 FINISHED_JOB_STATUSES = ("succeeded", "failed", "cancelled", "aborted")
 
 # A request's jobs are found by their arguments: the row names only its latest job, and a
@@ -58,7 +65,7 @@ def prunable_requests(
     Age counts from ``finished_at``: a request queued for a week and finished a minute ago is
     recent. A final row without one (written before it was kept) counts from ``created_at``."""
     statuses = [s for s in FINAL_STATUSES if not (keep_failed and s == RequestStatus.FAILED)]
-    cutoff = timezone.now() - older_than
+    cutoff = Now() - older_than  # PostgreSQL's clock, the one finished_at was written with.
     return InferenceRequest.objects.filter(status__in=statuses).filter(
         Q(finished_at__lte=cutoff) | Q(finished_at__isnull=True, created_at__lte=cutoff)
     )
@@ -142,6 +149,8 @@ def _prune_batch(*, older_than: timedelta, keep_failed: bool, limit: int) -> Pru
                 [job_ids, list(FINISHED_JOB_STATUSES)],
             )
             jobs = cursor.rowcount
+            # A request's Idempotency-Keys go with it (the foreign key would refuse otherwise).
+            cursor.execute(f"DELETE FROM {KEY_TABLE} WHERE request_id = ANY(%s)", [ids])
             cursor.execute(
                 f"DELETE FROM {TABLE} WHERE id = ANY(%s) AND status = ANY(%s)",
                 [ids, [str(s) for s in FINAL_STATUSES]],
@@ -156,3 +165,24 @@ def _job_params(request_ids: list[int]) -> dict:
         "statuses": list(FINISHED_JOB_STATUSES),
         "request_ids": [str(pk) for pk in request_ids],
     }
+
+
+def idempotency_keys_prune(*, batch_size: int = 5000) -> int:
+    """Delete Idempotency-Keys older than INFERENCE_IDEMPOTENCY_TTL hours (by PostgreSQL's
+    clock), in batches; returns how many. A retry with such a key makes a new request (a submit
+    would replace the key anyway: this keeps the table from growing)."""
+    deleted = 0
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+                DELETE FROM {KEY_TABLE} WHERE id IN (
+                    SELECT id FROM {KEY_TABLE}
+                     WHERE created_at <= now() - make_interval(secs => %(ttl)s)
+                     LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+                """,
+                {"ttl": settings.INFERENCE_IDEMPOTENCY_TTL * 3600, "limit": batch_size},
+            )
+            deleted += cursor.rowcount
+            if cursor.rowcount < batch_size:
+                return deleted

@@ -10,17 +10,25 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import orjson
 from django.conf import settings
 from django.db import connection, transaction
-from django.utils import timezone
+from django.db.models import Q
+from django.db.models.functions import Now
 
 from product import jobqueue
 from product.inference import jobs
-from product.inference.models import ACTIVE_STATUSES, InferenceRequest, RequestStatus
+from product.inference.models import (
+    ACTIVE_STATUSES,
+    IdempotencyKey,
+    InferenceRequest,
+    RequestStatus,
+)
 from product.inference.specs import get_spec
+from product.quotas import services as quotas
 
 
 TABLE = InferenceRequest._meta.db_table
@@ -64,22 +72,79 @@ def request_submit(
 
     ``priority`` is "interactive" or "bulk"; without one it follows the request's size
     (``jobs.choose_priority``). Raises ``specs.InputError`` (and writes nothing) when the
-    model, input or priority is invalid.
+    model, input or priority is invalid, and ``quotas.LimitExceeded`` (nothing written either)
+    when the user is over a limit (``product.quotas``).
     """
+    submit = _validated(model=model, raw_input=raw_input, priority=priority)
+    with transaction.atomic():
+        return _admit_and_create(user=user, **submit)
+
+
+def _validated(*, model: str, raw_input: Any, priority: str | None) -> dict:
     spec = get_spec(model)
     texts = spec.parse_input(raw_input)
     priority = jobs.choose_priority(priority, len(texts))
-    with transaction.atomic():
-        request = InferenceRequest.objects.create(
-            owner=user, model=spec.name, inputs=texts, item_count=len(texts), priority=priority
-        )
-        request.job_id = _defer(request)
-        _update_notifying(
-            f"UPDATE {TABLE} AS r SET job_id = %(job_id)s WHERE r.id = %(id)s "
-            "RETURNING r.id, r.owner_id, r.status",
-            {"job_id": request.job_id, "id": request.pk},
-        )
+    return {"model": spec.name, "texts": texts, "priority": priority}
+
+
+def _admit_and_create(*, user: Any, model: str, texts: list, priority: str) -> InferenceRequest:
+    # Over a limit, LimitExceeded leaves the transaction before anything is created.
+    quotas.submit_admit(user=user, texts=len(texts))
+    request = InferenceRequest.objects.create(
+        owner=user, model=model, inputs=texts, item_count=len(texts), priority=priority
+    )
+    request.job_id = _defer(request)
+    _update_notifying(
+        f"UPDATE {TABLE} AS r SET job_id = %(job_id)s WHERE r.id = %(id)s "
+        "RETURNING r.id, r.owner_id, r.status",
+        {"job_id": request.job_id, "id": request.pk},
+    )
     return request
+
+
+class IdempotencyConflict(Exception):
+    """The Idempotency-Key was used before with another body; the message says for what."""
+
+
+def request_submit_idempotent(
+    *, user: Any, key: str, body_digest: str, model: str, raw_input: Any,
+    priority: str | None = None,
+) -> tuple[InferenceRequest, bool]:
+    """``request_submit`` at most once per ``key`` of ``user``: (the request, whether it was
+    created now). A key seen within INFERENCE_IDEMPOTENCY_TTL hours with the same
+    ``body_digest`` returns the request it created (without counting against the rate limit);
+    with another digest it raises ``IdempotencyConflict``. An older key is replaced.
+
+    The user's quota row is locked before the key is looked up, so two submits with one key
+    take turns and the second finds the first's key: exactly one request is created."""
+    submit = _validated(model=model, raw_input=raw_input, priority=priority)
+    with transaction.atomic():
+        quotas.quota_lock(user=user)
+        existing = _idempotency_key(user=user, key=key)
+        if existing is not None and not existing.expired:
+            if existing.body_digest != body_digest:
+                raise IdempotencyConflict(
+                    f"Idempotency-Key {key!r} was already used with a different body (for "
+                    f"request {existing.request_id}); send a new key for a new request."
+                )
+            return existing.request, False
+        if existing is not None:
+            existing.delete()
+        request = _admit_and_create(user=user, **submit)
+        IdempotencyKey.objects.create(owner=user, key=key, body_digest=body_digest, request=request)
+    return request, True
+
+
+def _idempotency_key(*, user: Any, key: str) -> IdempotencyKey | None:
+    ttl = timedelta(hours=settings.INFERENCE_IDEMPOTENCY_TTL)
+    return (
+        IdempotencyKey.objects.filter(owner=user, key=key)
+        .annotate(expired=Q(created_at__lte=Now() - ttl))
+        .select_related("request")
+        # A replay answers with the request's JSON, which shows none of these megabytes.
+        .defer("request__inputs", "request__output", "request__traceback")
+        .first()
+    )
 
 
 def _defer(request: InferenceRequest) -> int:
@@ -90,18 +155,42 @@ def _defer(request: InferenceRequest) -> int:
     )
 
 
+class _Repointed(Exception):
+    """The request was pointed at another job (requeued) while its job was being locked."""
+
+
 def request_cancel(*, request: InferenceRequest) -> InferenceRequest:
-    """Cancel a queued request, or abort a running one. Final requests cannot be cancelled."""
+    """Cancel a queued request, or abort a running one. Final requests cannot be cancelled.
+
+    The request's job is locked before the request, the order the runner's take and finish
+    keep, so a cancel racing them waits for them instead of deadlocking."""
+    while True:
+        try:
+            return _cancel(request.pk)
+        except _Repointed:
+            continue  # Its job changed under us: lock the new one (the old lock is let go).
+
+
+def _cancel(pk: int) -> InferenceRequest:
     with transaction.atomic():
-        request = InferenceRequest.objects.select_for_update().get(pk=request.pk)
+        job_id = InferenceRequest.objects.filter(pk=pk).values_list("job_id", flat=True).get()
+        if job_id is not None:
+            jobqueue.lock_job(job_id)
+        request = InferenceRequest.objects.select_for_update().get(pk=pk)
+        if request.job_id != job_id:
+            raise _Repointed  # Rolls back to the savepoint, which releases the job's lock.
         if request.status not in ACTIVE_STATUSES:
             raise RequestStateError(f"request {request.pk} is already {request.status}.")
-        if request.job_id is not None:
-            jobs.cancel_job(request.job_id)
+        if job_id is not None:
+            jobs.cancel_job(job_id)
+        # finished_at is PostgreSQL's now(), the clock of created_at and started_at.
+        (row,) = _update_notifying(
+            f"UPDATE {TABLE} AS r SET status = 'cancelled', finished_at = now() "
+            "WHERE r.id = %(id)s RETURNING r.id, r.owner_id, r.status, r.finished_at",
+            {"id": pk},
+        )
         request.status = RequestStatus.CANCELLED
-        request.finished_at = timezone.now()
-        request.save(update_fields=["status", "finished_at"])
-        _notify(request)
+        request.finished_at = row[3]
     return request
 
 

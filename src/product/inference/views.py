@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import random
+import weakref
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from product.inference import selectors, services
 from product.inference.forms import SubmitForm
-from product.inference.live import hub
+from product.inference.live import StreamLimitReached, Subscription, hub
 from product.inference.models import InferenceRequest
 from product.inference.presenters import sse_event
 from product.inference.specs import REGISTRY, InputError
+from product.quotas.services import LimitExceeded
 
 
 def _get_visible(request: HttpRequest, request_id: int) -> InferenceRequest:
@@ -30,8 +34,9 @@ def _get_visible(request: HttpRequest, request_id: int) -> InferenceRequest:
 @login_required
 def request_list(request: HttpRequest) -> HttpResponse:
     form = SubmitForm(request.POST or None)
-    status = 200
+    status, retry_after = 200, None
     if request.method == "POST":
+        status = 400
         if form.is_valid():
             try:
                 created = services.request_submit(
@@ -40,13 +45,19 @@ def request_list(request: HttpRequest) -> HttpResponse:
                 )
             except InputError as error:
                 form.add_error("text", str(error))
+            except LimitExceeded as limit:
+                form.add_error(None, limit.message)
+                if limit.retry_after is not None:
+                    status, retry_after = 429, limit.retry_after
             else:
                 return redirect("inference:request_detail", request_id=created.pk)
-        status = 400
     context = {"form": form, "requests": selectors.request_list(user=request.user)}
     if request.GET.get("partial") == "table":
         return render(request, "inference/_request_table.html", context)
-    return render(request, "inference/request_list.html", context, status=status)
+    response = render(request, "inference/request_list.html", context, status=status)
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
+    return response
 
 
 @login_required
@@ -63,7 +74,11 @@ def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def request_cancel(request: HttpRequest, request_id: int) -> HttpResponse:
-    row = _get_visible(request, request_id)
+    try:
+        # PermissionDenied (another's request, no change permission) is the 403 page.
+        row = selectors.request_get_for_change(user=request.user, request_id=request_id)
+    except InferenceRequest.DoesNotExist:
+        raise Http404("No such request.") from None
     try:
         services.request_cancel(request=row)
     except services.RequestStateError as error:
@@ -72,65 +87,127 @@ def request_cancel(request: HttpRequest, request_id: int) -> HttpResponse:
 
 
 # --- Live status (Server-Sent Events) ----------------------------------------------------------
+# An open stream holds no database connection: each view reads what it needs in the request's
+# own thread (sync_to_async is thread-sensitive, and under SyncChain the whole chain runs in that
+# thread), closes that thread's connection, which hands it back to the psycopg pool, and only
+# then streams, fed by the process's single LISTEN (product.inference.live).
+
+# Milliseconds a browser waits before it reconnects a stream that ended (the SSE "retry" field).
+_RECONNECT_MS = 1000
 
 
-async def _stream(initial: list[dict], queue: asyncio.Queue, wanted) -> object:
-    """Yield the initial state, then every matching notification, with keep-alives."""
-    try:
-        for data in initial:
-            yield sse_event(data)
-        while True:
-            try:
-                message = await asyncio.wait_for(
-                    queue.get(), timeout=settings.INFERENCE_STREAM_KEEPALIVE
-                )
-            except TimeoutError:
-                yield ": keep-alive\n\n"
-                continue
-            if message.get("resync"):
-                yield sse_event({}, event="resync")
-            elif wanted(message):
-                yield sse_event(message)
-    finally:
-        hub.unsubscribe(queue)
+def _released(read):
+    """``read`` as a coroutine function run in the request's thread, which then gives its
+    database connection back to the pool (Django would keep it until the stream closes)."""
+
+    def run(*args, **kwargs):
+        try:
+            return read(*args, **kwargs)
+        finally:
+            if not connection.in_atomic_block:  # An enclosing transaction (a test's) keeps it.
+                connection.close()
+
+    return sync_to_async(run, thread_sensitive=True)
 
 
-def _event_response(stream) -> StreamingHttpResponse:
+def _signed_in_viewer(request: HttpRequest):
+    """(user, sees every request) for a signed-in user, else (None, False)."""
+    user = request.user
+    if not user.is_authenticated:
+        return None, False
+    return user, selectors.sees_all_requests(user)
+
+
+def _viewer_and_request(request: HttpRequest, request_id: int):
+    """(user, the request) for a signed-in user who may see it; (None, None) signed out."""
+    user = request.user
+    if not user.is_authenticated:
+        return None, None
+    return user, _get_visible(request, request_id)
+
+
+class _EventStream:
+    """The body of one stream. Django closes it with the response (in a worker thread), and a
+    collected one closes too, so its subscription goes even when the body is never iterated."""
+
+    def __init__(self, subscription: Subscription, initial: list[dict], wanted) -> None:
+        self._subscription = subscription
+        self._initial = initial
+        self._wanted = wanted
+        weakref.finalize(self, subscription.close)
+
+    def __aiter__(self):
+        return self._events()
+
+    def close(self) -> None:
+        self._subscription.close()
+
+    async def _events(self):
+        """The reconnect hint, the initial state, then every wanted notification with
+        keep-alives, until the stream's maximum age: then the browser reconnects and re-reads."""
+        subscription, loop = self._subscription, asyncio.get_running_loop()
+        # Jittered: streams opened together (a deploy, a reconnect wave) do not end together.
+        ends_at = loop.time() + settings.INFERENCE_STREAM_MAX_AGE * random.uniform(0.9, 1.0)
+        try:
+            yield f"retry: {_RECONNECT_MS}\n\n"
+            for data in self._initial:
+                yield sse_event(data)
+            while (left := ends_at - loop.time()) > 0:
+                try:
+                    async with asyncio.timeout(min(left, settings.INFERENCE_STREAM_KEEPALIVE)):
+                        message = await subscription.get()
+                except TimeoutError:
+                    if ends_at - loop.time() > 0:
+                        yield ": keep-alive\n\n"
+                    continue
+                if message.get("resync"):
+                    yield sse_event({}, event="resync")
+                elif self._wanted(message):
+                    yield sse_event(message)
+        finally:
+            subscription.close()
+
+
+def _event_response(stream: _EventStream) -> StreamingHttpResponse:
     response = StreamingHttpResponse(stream, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # Tell nginx-style proxies not to buffer the stream.
     return response
 
 
+def _limit_response(limit: StreamLimitReached) -> HttpResponse:
+    response = HttpResponse(str(limit), status=429, content_type="text/plain; charset=utf-8")
+    response["Retry-After"] = str(limit.retry_after)
+    return response
+
+
 async def request_events(request: HttpRequest, request_id: int) -> HttpResponse:
     """Status changes of one request."""
-    user = await request.auser()
-    if not user.is_authenticated:
+    user, row = await _released(_viewer_and_request)(request, request_id)
+    if user is None:
         return HttpResponse("Sign in first.", status=401)
-    get = sync_to_async(selectors.request_get)
     try:
-        await get(user=user, request_id=request_id)
-    except InferenceRequest.DoesNotExist:
-        raise Http404("No such request.") from None
-    # Subscribe, then read the state to send first: a change in between is not missed.
-    queue = await hub.subscribe()
+        subscription = await hub.subscribe(viewer=user.pk, owner=row.owner_id)
+    except StreamLimitReached as limit:
+        return _limit_response(limit)
     try:
-        row = await get(user=user, request_id=request_id)
-    except InferenceRequest.DoesNotExist:
-        hub.unsubscribe(queue)
-        raise Http404("No such request.") from None
+        # Read the state to send first after subscribing: a change in between is not missed.
+        row = await _released(_get_visible)(request, request_id)
+    except BaseException:
+        subscription.close()
+        raise
     initial = [{"id": row.pk, "owner": row.owner_id, "status": row.status}]
-    return _event_response(_stream(initial, queue, lambda m: m.get("id") == row.pk))
+    return _event_response(_EventStream(subscription, initial, lambda m: m.get("id") == row.pk))
 
 
 async def request_list_events(request: HttpRequest) -> HttpResponse:
     """Status changes of every request this user may see."""
-    user = await request.auser()
-    if not user.is_authenticated:
+    user, sees_all = await _released(_signed_in_viewer)(request)
+    if user is None:
         return HttpResponse("Sign in first.", status=401)
-    queue = await hub.subscribe()
-    if user.is_staff:
-        wanted = lambda message: True  # noqa: E731
-    else:
-        wanted = lambda message: message.get("owner") == user.pk  # noqa: E731
-    return _event_response(_stream([], queue, wanted))
+    try:
+        subscription = await hub.subscribe(viewer=user.pk, owner=None if sees_all else user.pk)
+    except StreamLimitReached as limit:
+        return _limit_response(limit)
+    # The hub routes only this user's changes here (everyone's when they see all).
+    return _event_response(_EventStream(subscription, [], lambda message: True))
