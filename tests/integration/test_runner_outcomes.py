@@ -76,7 +76,8 @@ def test_requeue_command_runs_a_failed_request_again(make_user, refusing_model):
     request.refresh_from_db()
     assert request.status == RequestStatus.QUEUED and request.error == ""
     new_job = ProcrastinateJob.objects.get(id=request.job_id)
-    assert new_job.status == "todo" and new_job.args == {"request_id": request.pk}
+    assert new_job.status == "todo"
+    assert new_job.args == {"request_id": request.pk, "owner": request.owner_id, "texts": 1}
     assert ProcrastinateJob.objects.get(id=failed_job).status == "failed"
 
     refusing_model.refuse = False
