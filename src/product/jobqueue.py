@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import connection, transaction
 from procrastinate.jobs import Job
@@ -194,7 +194,7 @@ RETURNING jobs.id
 
 _STALLED = """
 SELECT jobs.id, jobs.queue_name, jobs.task_name, jobs.args, jobs.attempts, jobs.worker_id,
-       workers.last_heartbeat
+       now() - workers.last_heartbeat
   FROM procrastinate_jobs AS jobs
   LEFT JOIN procrastinate_workers AS workers ON workers.id = jobs.worker_id
  WHERE jobs.status = 'doing'
@@ -241,7 +241,7 @@ class StalledJob:
     args: dict
     attempts: int
     worker_id: int | None
-    last_heartbeat: datetime | None
+    silent_for: timedelta | None  # Since its runner's last heartbeat (None: the runner is gone).
 
 
 @dataclass(frozen=True)
@@ -389,8 +389,8 @@ def stalled_jobs(*, stalled_after: float) -> list[StalledJob]:
         cursor.execute(_STALLED, {"stalled_after": stalled_after})
         return [
             StalledJob(id, queue, task, json.loads(args) if isinstance(args, str) else args,
-                       attempts, worker, heartbeat)
-            for id, queue, task, args, attempts, worker, heartbeat in cursor.fetchall()
+                       attempts, worker, silent)
+            for id, queue, task, args, attempts, worker, silent in cursor.fetchall()
         ]
 
 

@@ -15,22 +15,11 @@ import os
 import time
 from pathlib import Path
 
-from gpu_runner.models.base import RunnerModel
 from product.inference.specs import ModelSpec
+from tests.support.text_model import TextModel
 
 
-class HangingModel(RunnerModel):
-    max_input_tokens = 100
-
-    def load(self) -> None:
-        pass
-
-    def prepare(self, inputs: list[str]) -> list[str]:
-        return list(inputs)
-
-    def synthetic_input(self, tokens: int) -> str:
-        return "x" * tokens
-
+class HangingModel(TextModel):
     def run_batch(self, batch: list[str]) -> list[dict]:
         if any(item.startswith("hang") for item in batch):
             flag = os.environ.get("HANGING_MODEL_FLAG")

@@ -6,24 +6,14 @@ queue and database code, so only the model's answer is chosen by the test."""
 
 from __future__ import annotations
 
-from gpu_runner.models.base import InferenceError, RunnerModel
+from gpu_runner.models.base import InferenceError
 from product.inference.specs import ModelSpec
+from tests.support.text_model import TextModel
 
 
-class RefusingModel(RunnerModel):
+class RefusingModel(TextModel):
     refuse = False
     crash = False
-    max_input_tokens = 100
-
-    def load(self) -> None:
-        pass
-
-    def prepare(self, inputs: list[str]) -> list[str]:
-        return list(inputs)
-
-    def synthetic_input(self, tokens: int) -> str:
-        return "x" * tokens
-
     def run_batch(self, batch: list[str]) -> list[list[float]]:
         if RefusingModel.refuse:
             raise InferenceError("this test model refuses its input")

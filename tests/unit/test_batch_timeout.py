@@ -8,11 +8,11 @@ import threading
 import torch
 
 from gpu_runner.batcher import Batcher, ModelHung
-from gpu_runner.models.base import RunnerModel
+from tests.support.text_model import TextModel
 from product.inference.specs import MINILM
 
 
-class StuckModel(RunnerModel):
+class StuckModel(TextModel):
     """Its passes of texts starting with 'hang' block until ``release`` is set."""
 
     max_input_tokens = 16
@@ -20,15 +20,6 @@ class StuckModel(RunnerModel):
     def __init__(self):
         super().__init__(spec=MINILM, device=torch.device("cpu"), dtype=torch.float32)
         self.release = threading.Event()
-
-    def load(self):
-        pass
-
-    def prepare(self, inputs):
-        return list(inputs)
-
-    def synthetic_input(self, tokens):
-        return "w" * tokens
 
     def run_batch(self, batch):
         if any(item.startswith("hang") for item in batch):

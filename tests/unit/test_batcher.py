@@ -8,11 +8,12 @@ import pytest
 import torch
 
 from gpu_runner.batcher import WINDOW_BATCHES, Batcher
-from gpu_runner.models.base import InferenceError, RunnerModel
+from gpu_runner.models.base import InferenceError
+from tests.support.text_model import TextModel
 from product.inference.specs import MINILM
 
 
-class LengthModel(RunnerModel):
+class LengthModel(TextModel):
     """Outputs each text's length (a text's tokens are its characters); refuses texts
     containing 'boom'; runs out of memory above ``memory`` padded tokens. Records its batches."""
 
@@ -22,15 +23,6 @@ class LengthModel(RunnerModel):
         super().__init__(spec=MINILM, device=torch.device("cpu"), dtype=torch.float32)
         self.memory = memory
         self.batches: list[list[str]] = []
-
-    def load(self):
-        pass
-
-    def prepare(self, inputs):
-        return list(inputs)
-
-    def synthetic_input(self, tokens):
-        return "w" * tokens
 
     def run_batch(self, batch):
         if self.memory is not None and max(map(len, batch)) * len(batch) > self.memory:

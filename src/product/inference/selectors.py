@@ -14,7 +14,6 @@ from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Min, Q, QuerySet
 from django.db.models.functions import Now
-from django.utils import timezone
 from procrastinate.contrib.django.models import ProcrastinateJob, ProcrastinateWorker
 
 from product.inference.models import (
@@ -101,11 +100,11 @@ def requests_matching(
         requests = requests.filter(owner__username=owner)
     if error_contains:
         requests = requests.filter(error__icontains=error_contains)
-    now = timezone.now()
+    # Ages are measured on PostgreSQL's clock, the one created_at comes from.
     if older_than is not None:
-        requests = requests.filter(created_at__lte=now - older_than)
+        requests = requests.filter(created_at__lte=Now() - older_than)
     if newer_than is not None:
-        requests = requests.filter(created_at__gte=now - newer_than)
+        requests = requests.filter(created_at__gte=Now() - newer_than)
     return requests
 
 
@@ -118,9 +117,9 @@ def queue_overview() -> dict:
         .annotate(n=Count("id"))
         .order_by("model", "status")
     )
-    oldest = InferenceRequest.objects.filter(status=RequestStatus.QUEUED).aggregate(
-        oldest=Min("created_at")
-    )["oldest"]
+    oldest_age = InferenceRequest.objects.filter(status=RequestStatus.QUEUED).aggregate(
+        age=ExpressionWrapper(Now() - Min("created_at"), output_field=DurationField())
+    )["age"]
     jobs = (
         ProcrastinateJob.objects.order_by()
         .values("queue_name", "status")
@@ -129,7 +128,7 @@ def queue_overview() -> dict:
     )
     return {
         "counts": list(counts),
-        "oldest_queued_age": (timezone.now() - oldest) if oldest else None,
+        "oldest_queued_age": oldest_age,
         "jobs": list(jobs),
         "throughput": throughput(),
         "runners": runners(),
@@ -159,7 +158,7 @@ def requests_finished(*, windows: Sequence[timedelta]) -> list[dict]:
     ``[{model, status, counts: [n per window]}]``, measured from ``finished_at``."""
     if not windows:
         return []
-    now = timezone.now()
+    now = Now()
     rows = (
         InferenceRequest.objects.filter(
             status__in=FINAL_STATUSES, finished_at__gte=now - max(windows)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
-from django.utils import timezone
 
 from product import jobqueue
 from product.inference import services
@@ -29,11 +28,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, stalled_after: float, dry_run: bool, **options) -> None:
         stalled = jobqueue.stalled_jobs(stalled_after=stalled_after)
-        now = timezone.now()
         for job in stalled:
             silent = (
-                f"silent {(now - job.last_heartbeat).total_seconds():.0f} s"
-                if job.last_heartbeat else "runner gone"
+                f"silent {job.silent_for.total_seconds():.0f} s"
+                if job.silent_for is not None else "runner gone"
             )
             self.stdout.write(
                 f"job {job.id}  {job.task_name}  queue {job.queue}  args {job.args}  "
