@@ -1,6 +1,6 @@
 """Staff access follows Django permissions on requests, not ``is_staff`` alone: seeing every
-user's requests needs ``inference.view_inferencerequest``, acting on another user's request
-needs ``inference.change_inferencerequest``."""
+user's requests needs staff status and ``inference.view_inferencerequest``, acting on another
+user's request staff status and ``inference.change_inferencerequest``."""
 
 from __future__ import annotations
 
@@ -44,6 +44,19 @@ def test_staff_without_the_view_permission_see_only_their_own_requests(
     assert "My requests" in page and "All requests" not in page
     assert client.get(f"/requests/{alices_request.pk}/").status_code == 404
     assert client.get("/metrics").status_code == 403
+
+
+def test_the_view_permission_without_staff_status_shows_only_ones_own_requests(
+    client, make_user, token_for, alices_request
+):
+    user = make_user("granted", perms=[VIEW, CHANGE])
+    api = api_as(client, token_for, user)
+
+    assert api("get", "/api/v1/requests").json()["results"] == []
+    assert api("get", f"/api/v1/requests/{alices_request.pk}").status_code == 404
+    assert api("post", f"/api/v1/requests/{alices_request.pk}/cancel").status_code == 404
+    client.force_login(user)
+    assert "My requests" in client.get("/requests/").content.decode()
 
 
 def test_with_the_view_permission_a_user_sees_every_request_and_its_owner(

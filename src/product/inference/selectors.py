@@ -30,18 +30,29 @@ LIST_FIELDS = (
 )
 
 
+def _operator_has(user: Any, permission: str) -> bool:
+    """Whether ``user`` is an operator holding ``permission``: a superuser, or staff granted it
+    (directly or through a group). ``is_staff`` alone is not enough, and the permission alone
+    neither; checking staff first also spares every other user the two permission queries."""
+    if not (user.is_active and user.is_staff):
+        return False
+    return user.is_superuser or user.has_perm(permission)
+
+
 def sees_all_requests(user: Any) -> bool:
-    """Whether ``user`` may see every user's requests: a Django permission (superusers have
-    it; staff only when granted it), not ``is_staff`` alone."""
-    return user.is_active and user.has_perm("inference.view_inferencerequest")
+    """Whether ``user`` may see every user's requests (``inference.view_inferencerequest``)."""
+    return _operator_has(user, "inference.view_inferencerequest")
+
+
+def changes_all_requests(user: Any) -> bool:
+    """Whether ``user`` may act on (cancel) every user's requests
+    (``inference.change_inferencerequest``; seeing them does not suffice)."""
+    return _operator_has(user, "inference.change_inferencerequest")
 
 
 def may_change_request(user: Any, request: InferenceRequest) -> bool:
-    """Whether ``user`` may act on ``request`` (cancel it): its owner, or a user granted
-    ``inference.change_inferencerequest`` (seeing others' requests does not suffice)."""
-    return request.owner_id == user.pk or (
-        user.is_active and user.has_perm("inference.change_inferencerequest")
-    )
+    """Whether ``user`` may act on ``request``: its owner, or an operator who changes all."""
+    return request.owner_id == user.pk or changes_all_requests(user)
 
 
 def visible_requests(*, user: Any) -> QuerySet[InferenceRequest]:
