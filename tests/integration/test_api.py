@@ -14,16 +14,6 @@ pytestmark = pytest.mark.django_db
 URL = "/api/v1/requests"
 
 
-@pytest.fixture
-def alice(make_user):
-    return make_user("alice")
-
-
-@pytest.fixture
-def auth(alice, token_for):
-    return {"HTTP_AUTHORIZATION": token_for(alice)}
-
-
 def post_json(client, body, headers, content_type="application/json"):
     data = body if isinstance(body, (str, bytes)) else json.dumps(body)
     return client.post(URL, data=data, content_type=content_type, **headers)

@@ -57,16 +57,6 @@ def error_of(response, status: int) -> dict:
     return response.json()["error"]
 
 
-@pytest.fixture
-def alice(make_user):
-    return make_user("alice")
-
-
-@pytest.fixture
-def auth(alice, token_for):
-    return {"HTTP_AUTHORIZATION": token_for(alice)}
-
-
 @BOTH_MODES
 def test_more_query_fields_than_django_allows_get_a_json_400_naming_the_limit(
     client, auth, settings, debug

@@ -75,16 +75,6 @@ def generous_limits():
 
 
 @pytest.fixture
-def alice(make_user):
-    return make_user("alice")
-
-
-@pytest.fixture
-def auth(alice, token_for) -> dict:
-    return {"HTTP_AUTHORIZATION": token_for(alice)}
-
-
-@pytest.fixture
 def known_ids(alice, make_user) -> list[int]:
     """Ids that exist: alice's queued and cancelled requests, and one of bob's."""
     mine = [services.request_submit(user=alice, model=MINILM.name, raw_input=t) for t in "ab"]

@@ -15,11 +15,6 @@ LOGIN = "/accounts/login/"
 
 
 @pytest.fixture
-def alice(make_user):
-    return make_user("alice")
-
-
-@pytest.fixture
 def limits(settings):
     settings.SIGNIN_MAX_FAILURES = 3
     settings.SIGNIN_MAX_FAILURES_PER_ADDRESS = 5

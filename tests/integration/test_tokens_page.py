@@ -17,11 +17,6 @@ PAGE = "/account/tokens/"
 
 
 @pytest.fixture
-def alice(make_user):
-    return make_user("alice")
-
-
-@pytest.fixture
 def signed_in(client, alice):
     client.force_login(alice)
     return client
