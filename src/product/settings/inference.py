@@ -1,0 +1,27 @@
+"""Requests and their queue: status notes, attempts, priorities, idempotency and each user's
+limits."""
+
+from __future__ import annotations
+
+from product.env import env_float, env_int
+
+# Jobs are deferred through Django's own connection, so they commit with the request row.
+PROCRASTINATE_READONLY_MODELS = True
+# The channel the runner and the services NOTIFY on when a request changes; each web process
+# LISTENs on it once, for the live-status streams.
+INFERENCE_STATUS_CHANNEL = "inference_status"
+
+# Runs a request's job gets before it fails for good: a transient error (database) or a lost
+# runner (crash, kill) costs one; an input the model cannot run fails at once.
+INFERENCE_MAX_ATTEMPTS = env_int("INFERENCE_MAX_ATTEMPTS", 3)
+# A request that names no priority is interactive up to this many texts, bulk above
+# (interactive work runs before bulk work; within each, users take turns).
+INFERENCE_INTERACTIVE_MAX_TEXTS = env_int("INFERENCE_INTERACTIVE_MAX_TEXTS", 16)
+# Hours an Idempotency-Key is kept: a retry within them returns the request the key made.
+INFERENCE_IDEMPOTENCY_TTL = env_float("INFERENCE_IDEMPOTENCY_TTL", 24.0)
+# Per-user limits (product.quotas; an operator overrides one user's in the admin). Texts of a
+# user's queued and running requests, at most; and a token bucket of submits: BURST at once,
+# refilled by SUBMITS_PER_MINUTE. A bulk client of 256-text requests lives well inside them.
+INFERENCE_MAX_QUEUED_TEXTS = env_int("INFERENCE_MAX_QUEUED_TEXTS", 100_000)
+INFERENCE_SUBMITS_PER_MINUTE = env_int("INFERENCE_SUBMITS_PER_MINUTE", 600)
+INFERENCE_SUBMIT_BURST = env_int("INFERENCE_SUBMIT_BURST", INFERENCE_SUBMITS_PER_MINUTE)
