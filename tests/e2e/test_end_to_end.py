@@ -80,21 +80,25 @@ def test_many_concurrent_requests_all_finish_with_their_own_results(live_stack, 
     assert dot(results[1], results[3]) > dot(results[1], results[2])
 
 
-def test_the_web_pushes_status_changes_over_server_sent_events(live_stack, make_user, client):
-    """The stream sends the current state at once, then each change, from one LISTEN."""
-    from product.inference import services
-
+def test_the_web_pushes_status_changes_over_server_sent_events(live_stack, make_user, client, token_for):
+    """A stream opened before the request exists receives each of its status changes as the
+    process's LISTEN hears it: queued at the submit, then the runner's, up to succeeded. (The
+    list stream sends no initial state, so every event read here was pushed after it opened.)"""
     user = make_user("carol")
-    request = services.request_submit(user=user, model=MINILM.name, raw_input="stream me")
     client.force_login(user)
-    cookie = client.cookies["sessionid"].value
     stream = urllib.request.urlopen(
         urllib.request.Request(
-            f"{live_stack.base_url}/requests/{request.pk}/events",
-            headers={"Cookie": f"sessionid={cookie}"},
+            f"{live_stack.base_url}/requests/events",
+            headers={"Cookie": f"sessionid={client.cookies['sessionid'].value}"},
         ),
         timeout=60,
+    )  # The headers arrive once the stream's subscription listens: nothing after is missed.
+    status, created = call(
+        live_stack.base_url, "/api/v1/requests", token_for(user),
+        {"model": MINILM.name, "input": "stream me"},
     )
+    assert status == 201
+
     statuses, event = [], None
     deadline = time.monotonic() + 60
     while "succeeded" not in statuses:
@@ -103,6 +107,10 @@ def test_the_web_pushes_status_changes_over_server_sent_events(live_stack, make_
         if line.startswith("event: "):
             event = line[7:].strip()
         elif line.startswith("data: ") and event == "status":
-            statuses.append(json.loads(line[6:])["status"])
+            data = json.loads(line[6:])
+            assert data["id"] == created["id"], data  # Carol has no other request.
+            statuses.append(data["status"])
     stream.close()
-    assert statuses[-1] == "succeeded"
+    assert statuses[0] == "queued", statuses
+    order = ["queued", "running", "succeeded"]
+    assert statuses == sorted(statuses, key=order.index), statuses  # Changes arrive in order.
