@@ -2,8 +2,8 @@
 this product's runner, on the same workload in the same run.
 
 Defers N no-op jobs, lets Procrastinate's own worker run them all (``app.run_worker_async``,
-one fetch and one finish round trip per job), then defers N more and lets the runner's worker
-run them (many jobs per round trip). Each side is timed from start to the last job finished,
+one fetch and one finish round trip per job), then defers N more and lets the runner run them
+through a no-op handler (many jobs per round trip). Each side is timed from start to the last job finished,
 and every job is checked to have succeeded exactly once.
 
     .venv/bin/python bench/intake.py --jobs 20000
@@ -31,11 +31,35 @@ def main() -> None:
 
     from procrastinate.contrib.django import app
 
-    from gpu_runner.worker import Runner
+    from gpu_runner.handlers import JobHandler
+    from gpu_runner.runner import Runner
 
     @app.task(name="bench.noop", queue=QUEUE)
     async def noop(n: int) -> None:
         return None
+
+    class NoopHandler(JobHandler):
+        """The runner's side of ``bench.noop``: claims each job and ends it at once."""
+
+        task_name = "bench.noop"
+
+        def claim(self, jobs):
+            return {job.id: True for job in jobs}
+
+        def start(self, runs):
+            futures = [asyncio.get_running_loop().create_future() for _ in runs]
+            for future in futures:
+                future.set_result(None)
+            return futures
+
+        def store(self, runs):
+            pass
+
+        def fail(self, runs):
+            pass
+
+        def release(self, jobs):
+            pass
 
     async def defer(count: int) -> None:
         for start in range(0, count, 5000):
@@ -49,7 +73,7 @@ def main() -> None:
 
     async def runner() -> None:
         await Runner(
-            app=app, queues=[QUEUE], name="bench", capacity=options.runner_capacity,
+            app=app, queues=[QUEUE], handlers=[NoopHandler()], capacity=options.runner_capacity,
             heartbeat_interval=5.0, shutdown_grace=5.0,
         ).run(wait=False, install_signal_handlers=False)
 

@@ -1,7 +1,7 @@
 """Entry point of the gpu process: ``python -m gpu_runner`` (or ``gpu-runner``).
 
 Loads and warms every hosted model first, then takes jobs from those models' queues (see
-``gpu_runner.worker``). SIGTERM/SIGINT stop taking jobs, let held jobs finish for up to
+``gpu_runner.runner``). SIGTERM/SIGINT stop taking jobs, let held jobs finish for up to
 GPU_RUNNER_SHUTDOWN_GRACE seconds and hand the rest back to the queue; a second signal hands
 back at once. A forward pass that does not return within GPU_RUNNER_BATCH_TIMEOUT stops the
 runner too, and the process exits with EXIT_MODEL_HUNG so its manager starts a fresh one.
@@ -46,15 +46,13 @@ def main(argv: list[str] | None = None) -> None:
 
     logger = logging.getLogger("gpu_runner")
     runtime = load_runtime()
-    import gpu_runner.tasks  # noqa: F401  (registers the task with the Procrastinate app)
-
     if settings.GPU_RUNNER_METRICS_PORT:
         from gpu_runner import metrics
 
         metrics.serve(settings.GPU_RUNNER_METRICS_PORT)
     queues = [spec.queue for spec in runtime.specs]
     logger.info("ready in %.2f s", time.perf_counter() - started)
-    status = asyncio.run(_work(queues, settings, wait=not options.drain))
+    status = asyncio.run(_work(runtime, queues, settings, wait=not options.drain))
     if status:
         logger.critical("exiting with status %d", status)
         # The model's thread is stuck in its pass, and a normal exit would wait for it forever.
@@ -64,12 +62,12 @@ def main(argv: list[str] | None = None) -> None:
         os._exit(status)
 
 
-async def _work(queues: list[str], settings, *, wait: bool) -> int:
+async def _work(runtime, queues: list[str], settings, *, wait: bool) -> int:
     """Take and run jobs until stopped; the process's exit status (0, or EXIT_MODEL_HUNG)."""
     from procrastinate.contrib.django import app
 
-    from gpu_runner.tasks import RUNNER_HOOKS
-    from gpu_runner.worker import Runner
+    from gpu_runner.inference import InferenceHandler
+    from gpu_runner.runner import Runner
     from product.inference import services
     from product.inference.jobs import INTERACTIVE_JOB_PRIORITY
 
@@ -91,12 +89,11 @@ async def _work(queues: list[str], settings, *, wait: bool) -> int:
             runner = Runner(
                 app=app,
                 queues=queues,
-                name=f"gpu-runner@{socket.gethostname()}:{os.getpid()}",
+                handlers=[InferenceHandler(runtime)],
                 capacity=settings.GPU_RUNNER_CONCURRENCY,
                 heartbeat_interval=settings.GPU_RUNNER_HEARTBEAT_INTERVAL,
                 shutdown_grace=settings.GPU_RUNNER_SHUTDOWN_GRACE,
                 poll_interval=settings.GPU_RUNNER_POLL_INTERVAL,
-                hooks=RUNNER_HOOKS,
                 rescue=rescue,
                 heartbeat_file=Path(heartbeat_file) if heartbeat_file else None,
                 max_held_texts=settings.GPU_RUNNER_MAX_HELD_TEXTS,

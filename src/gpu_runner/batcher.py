@@ -1,9 +1,10 @@
 """Dynamic batching across jobs: inputs of jobs that wait together run in one forward pass.
 
-Each job hands its inputs to its model's batcher and awaits them. The batcher
+The runner hands the inputs of every job it claimed together to its model's batcher in one call
+(``submit``), and gets one future per job. The batcher
 
-- prepares (tokenises) inputs as they arrive, in its own thread, so preparing the next batch
-  overlaps the forward pass of the current one;
+- prepares (tokenises) the inputs of a group of jobs in one call, in its own thread, so
+  preparing the next batch overlaps the forward pass of the current one;
 - keeps waiting inputs by priority, then by owner, and takes them in fair turns: a window of a
   few batches' worth of the highest priority waiting (interactive before bulk, and not topped
   up with bulk work), owners in deficit round-robin by tokens from the least served. It sorts
@@ -16,9 +17,10 @@ Each job hands its inputs to its model's batcher and awaits them. The batcher
 - when the model is idle and other jobs' inputs are still being prepared, waits at most
   ``max_wait`` for them to join, so a burst becomes one batch and a lone request is not
   delayed at all;
-- gives each job back exactly its own outputs, and reports progress of large requests;
+- resolves each job's future with exactly its own outputs, and reports progress of large jobs;
 - when a batch fails (CUDA out of memory, a bad input), splits it in two and runs each half, so
-  only an input that cannot run even alone fails, with its own error.
+  only an input that cannot run even alone fails, with its own error (its job's future raises it);
+- drops the inputs of a job whose future was cancelled (the job was aborted or handed back).
 """
 
 from __future__ import annotations
@@ -43,14 +45,40 @@ WINDOW_BATCHES = 16
 _Owner = Hashable  # Whose turn an input takes (a user id); None for callers that name none.
 
 
+@dataclass(frozen=True)
+class Work:
+    """One job's inputs, as the runner submits them: its ``values`` (raw inputs, prepared by the
+    model), its ``priority`` (higher goes first) and ``owner`` (owners take turns within a
+    priority), and ``on_progress(done)``, called as its batches finish."""
+
+    values: list[Any]
+    priority: int = 0
+    owner: _Owner = None
+    on_progress: Callable[[int], None] | None = None
+
+
+@dataclass(frozen=True)
+class Done:
+    """What a job's future gives: its outputs in input order, and the model time spent on them."""
+
+    outputs: list[Any]
+    compute_ms: float
+
+
 @dataclass(eq=False)
 class _Job:
-    """The inputs one caller of ``run`` waits for."""
+    """A submitted job: its future, and its outputs as they come back."""
 
-    total: int
+    future: asyncio.Future = field(repr=False)
     on_progress: Callable[[int], None] | None
-    done: int = 0
+    outputs: list[Any] = field(repr=False)
+    remaining: int
     compute_ms: float = 0.0
+
+    @property
+    def dropped(self) -> bool:
+        """Cancelled, failed or done: nothing more of it needs to run."""
+        return self.future.done()
 
 
 @dataclass(eq=False)
@@ -58,7 +86,7 @@ class _Item:
     prepared: Any
     tokens: int
     job: _Job
-    future: asyncio.Future = field(repr=False)
+    index: int  # Where its output goes in the job's outputs.
     priority: int = 0
     owner: _Owner = None
 
@@ -127,7 +155,7 @@ class _Turns:
                         self.items -= 1
                         self.tokens -= item.tokens
                         deficit[owner] -= item.tokens
-                        if not item.future.done():  # A cancelled input is dropped here.
+                        if not item.job.dropped:  # A cancelled job's input is dropped here.
                             window.append(item)
                             tokens += item.tokens
                 waiting = [owner for owner in waiting if owners[owner]]
@@ -207,48 +235,71 @@ class Batcher:
         self.batch_timeout = batch_timeout
         self._stuck = False  # A pass never returned: the model thread is still in it.
         self._pending = _Turns(quantum=max(model.max_input_tokens, 1))
-        self._preparing = 0  # run() calls whose inputs are being prepared: more work coming.
+        self._preparing = 0  # Groups of jobs whose inputs are being prepared: more work coming.
+        self._preparations: set[asyncio.Task] = set()
         self._arrived: asyncio.Event | None = None
         self._loop_task: asyncio.Task | None = None
         name = model.spec.name
         self._prepare_thread = ThreadPoolExecutor(1, thread_name_prefix=f"{name}-prepare")
         self._model_thread = ThreadPoolExecutor(1, thread_name_prefix=f"{name}-model")
 
-    async def run(
-        self,
-        values: list[Any],
-        *,
-        on_progress: Callable[[int], None] | None = None,
-        priority: int = 0,
-        owner: _Owner = None,
-    ) -> tuple[list[Any], float]:
-        """Run ``values`` (batched with whatever else is waiting); return their outputs in order
-        and the model time spent on them (ms). ``on_progress(done)`` is called as batches
-        finish. Inputs of a higher ``priority`` go first; within a priority, owners take turns.
-        Raises InferenceError for an input the model cannot run."""
-        if not self.fair:
-            priority, owner = 0, None
+    def submit(self, works: list[Work]) -> list[asyncio.Future]:
+        """Queue the inputs of many jobs, batched with whatever else is waiting; returns one
+        future per job, in order, giving its ``Done`` (or raising InferenceError for an input
+        the model cannot run, or ModelHung). Cancelling a future drops its inputs not run yet.
+        The jobs' inputs are prepared together, in one call of the model's ``prepare``."""
         loop = asyncio.get_running_loop()
+        futures = [loop.create_future() for _ in works]
+        if works:
+            self._start_preparing(works, futures)
+        return futures
+
+    def _start_preparing(self, works: list[Work], futures: list[asyncio.Future]) -> None:
         self._preparing += 1
+        task = asyncio.get_running_loop().create_task(self._prepare(works, futures))
+        self._preparations.add(task)
+        task.add_done_callback(self._preparations.discard)
+
+    async def _prepare(self, works: list[Work], futures: list[asyncio.Future]) -> None:
+        loop = asyncio.get_running_loop()
         try:
+            values = [value for work in works for value in work.values]
             prepared = await loop.run_in_executor(self._prepare_thread, self.model.prepare, values)
+            items = self._items(works, futures, prepared)
+        except Exception as error:
+            if len(works) > 1:  # Prepared alone, only the job with the bad input fails.
+                for work, future in zip(works, futures):
+                    self._start_preparing([work], [future])
+                return
+            failure = InferenceError(f"the model could not prepare this input: {error}")
+            failure.__cause__ = error
+            if not futures[0].done():
+                futures[0].set_exception(failure)
+            return
         finally:
             self._preparing -= 1
-        job = _Job(total=len(values), on_progress=on_progress)
-        items = [
-            _Item(p, self.model.count_tokens(p), job, loop.create_future(), priority, owner)
-            for p in prepared
-        ]
         self._ensure_loop(loop)
         self._pending.add(items)
         self._arrived.set()
-        try:
-            outputs = await asyncio.gather(*(item.future for item in items))
-        except BaseException:
-            for item in items:  # The job failed or was aborted: drop what has not run yet.
-                item.future.cancel()
-            raise
-        return list(outputs), job.compute_ms
+
+    def _items(
+        self, works: list[Work], futures: list[asyncio.Future], prepared: list[Any]
+    ) -> list[_Item]:
+        items: list[_Item] = []
+        count_tokens = self.model.count_tokens
+        start = 0
+        for work, future in zip(works, futures, strict=True):
+            n = len(work.values)
+            job = _Job(future, work.on_progress, [None] * n, n)
+            priority, owner = (work.priority, work.owner) if self.fair else (0, None)
+            items.extend(
+                _Item(p, count_tokens(p), job, index, priority, owner)
+                for index, p in enumerate(prepared[start : start + n])
+            )
+            start += n
+            if n == 0 and not future.done():
+                future.set_result(Done([], 0.0))
+        return items
 
     def _ensure_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._loop_task is None or self._loop_task.done():
@@ -268,7 +319,7 @@ class Batcher:
                 await asyncio.sleep(min(remaining, 0.0005))
             while self._pending:
                 for batch in self._next_batches():
-                    batch = [item for item in batch if not item.future.done()]
+                    batch = [item for item in batch if not item.job.dropped]
                     if batch:
                         await self._run_batch(batch)
             arrived.clear()
@@ -347,15 +398,19 @@ class Batcher:
         logger.debug("batch of %d (%d tokens) ran in %.1f ms", len(batch), tokens, elapsed * 1000)
         touched: dict[int, _Job] = {}
         for item, output in zip(batch, outputs, strict=True):
+            job = item.job
             # Each input's share of the pass, by its tokens.
-            item.job.compute_ms += elapsed * 1000 * item.tokens / max(tokens, 1)
-            item.job.done += 1
-            touched[id(item.job)] = item.job
-            if not item.future.done():
-                item.future.set_result(output)
+            job.compute_ms += elapsed * 1000 * item.tokens / max(tokens, 1)
+            job.outputs[item.index] = output
+            job.remaining -= 1
+            touched[id(job)] = job
         for job in touched.values():
-            if job.on_progress is not None and job.done < job.total:
-                job.on_progress(job.done)
+            if job.dropped:
+                continue
+            if job.remaining == 0:
+                job.future.set_result(Done(job.outputs, job.compute_ms))
+            elif job.on_progress is not None:
+                job.on_progress(len(job.outputs) - job.remaining)
 
     async def _split(self, batch: list[_Item], error: Exception) -> None:
         self.model.recover(error)
@@ -365,8 +420,8 @@ class Batcher:
             failure = self.model.explain(error, item.prepared)
             if failure is not error:
                 failure.__cause__ = error  # Kept as the request's traceback.
-            if not item.future.done():
-                item.future.set_exception(failure)
+            if not item.job.dropped:
+                item.job.future.set_exception(failure)
             return
         metrics.BATCH_SPLITS.labels(self.model.spec.name).inc()
         logger.warning("batch of %d failed (%s); splitting it in two", len(batch), error)
@@ -377,8 +432,8 @@ class Batcher:
     @staticmethod
     def _fail(batch: list[_Item], error: Callable[[], Exception]) -> None:
         for item in batch:
-            if not item.future.done():
-                item.future.set_exception(error())
+            if not item.job.dropped:
+                item.job.future.set_exception(error())
 
 
-__all__ = ["Batcher", "InferenceError", "ModelHung"]
+__all__ = ["Batcher", "Done", "InferenceError", "ModelHung", "Work"]

@@ -5,19 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
 
 from asgiref.sync import sync_to_async
 from django import db
 
+from product.queue.backoff import Backoff
+from product.queue.errors import DATABASE_UNAVAILABLE
+
 logger = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-DATABASE_ERRORS = (db.OperationalError, db.InterfaceError)
 
 
 def in_db(function: Callable[P, R]) -> Callable[P, Awaitable[R]]:
@@ -26,7 +26,7 @@ def in_db(function: Callable[P, R]) -> Callable[P, Awaitable[R]]:
     def call(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return function(*args, **kwargs)
-        except DATABASE_ERRORS:
+        except DATABASE_UNAVAILABLE:
             db.connection.close()  # Broken by an outage or restart: reconnect next time.
             raise
 
@@ -38,15 +38,15 @@ async def until_done(function: Callable[P, R], *args: P.args, **kwargs: P.kwargs
 
     For writes that must not be dropped (a job's outcome): while PostgreSQL is down or
     restarting, wait with capped exponential backoff and try again."""
-    delay = 0.1
+    backoff = Backoff(first=0.1, cap=5.0)
     while True:
         try:
             return await in_db(function)(*args, **kwargs)
-        except DATABASE_ERRORS as error:
+        except DATABASE_UNAVAILABLE as error:
+            delay = backoff.next()
             logger.warning(
                 "database unavailable (%s); retrying %s in %.1f s",
                 str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__,
                 function.__name__, delay,
             )
-            await asyncio.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 5.0)
+            await asyncio.sleep(delay)

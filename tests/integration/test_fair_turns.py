@@ -15,7 +15,8 @@ from procrastinate.contrib.django import app
 from procrastinate.contrib.django.models import ProcrastinateJob
 
 from gpu_runner import runtime
-from gpu_runner.worker import Runner
+from gpu_runner.inference import InferenceHandler
+from gpu_runner.runner import Runner
 from product.inference import services
 from product.inference.jobs import INTERACTIVE_JOB_PRIORITY, JOB_PRIORITY
 from product.inference.models import InferenceRequest, RequestPriority, RequestStatus
@@ -107,14 +108,14 @@ def minilm_runtime(settings, monkeypatch):
 def run_while_b_submits(user_b) -> list[InferenceRequest]:
     """Run a runner on A's backlog; once it has started on it, B submits a one-text request and
     three of four texts; returns B's requests when they have all finished."""
-    from gpu_runner.tasks import RUNNER_HOOKS
+    handler = InferenceHandler(runtime.current_runtime())
 
     async def work() -> list[InferenceRequest]:
         with app.replace_connector(app.connector.get_worker_connector()):
             async with app.open_async():
                 runner = Runner(
-                    app=app, queues=[MINILM.queue], name="test-fair", capacity=256,
-                    heartbeat_interval=5.0, shutdown_grace=0.1, hooks=RUNNER_HOOKS,
+                    app=app, queues=[MINILM.queue], handlers=[handler], capacity=256,
+                    heartbeat_interval=5.0, shutdown_grace=0.1,
                     poll_interval=0.05, max_held_texts=64, urgent_priority=INTERACTIVE_JOB_PRIORITY,
                 )
                 task = asyncio.ensure_future(runner.run(install_signal_handlers=False))

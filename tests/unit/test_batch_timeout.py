@@ -8,6 +8,7 @@ import threading
 import torch
 
 from gpu_runner.batcher import Batcher, ModelHung
+from tests.support.batching import submit_one
 from tests.support.text_model import TextModel
 from product.inference.specs import MINILM
 
@@ -35,12 +36,12 @@ def test_a_pass_that_does_not_return_in_time_fails_its_inputs_and_all_after_them
     batcher = Batcher(model, max_batch_size=1, max_batch_tokens=16, max_wait=0, batch_timeout=0.2)
 
     async def scenario():
-        done = await batcher.run(["fine"])
-        stuck = asyncio.ensure_future(batcher.run(["hang"]))
+        done = await submit_one(batcher, ["fine"])
+        stuck = asyncio.ensure_future(submit_one(batcher, ["hang"]))
         await asyncio.sleep(0.01)
-        behind = asyncio.ensure_future(batcher.run(["after"]))
+        behind = asyncio.ensure_future(submit_one(batcher, ["after"]))
         results = await asyncio.gather(stuck, behind, return_exceptions=True)
-        later = await asyncio.gather(batcher.run(["later"]), return_exceptions=True)
+        later = await asyncio.gather(submit_one(batcher, ["later"]), return_exceptions=True)
         return done, results, later
 
     try:
@@ -59,7 +60,7 @@ def test_without_a_limit_a_slow_pass_is_waited_for():
     batcher = Batcher(model, max_batch_size=4, max_batch_tokens=16, max_wait=0, batch_timeout=0)
 
     async def scenario():
-        running = asyncio.ensure_future(batcher.run(["hang"]))
+        running = asyncio.ensure_future(submit_one(batcher, ["hang"]))
         await asyncio.sleep(0.3)
         assert not running.done()
         model.release.set()

@@ -9,6 +9,7 @@ import torch
 
 from gpu_runner.batcher import WINDOW_BATCHES, Batcher
 from gpu_runner.models.base import InferenceError
+from tests.support.batching import submit_one
 from tests.support.text_model import TextModel
 from product.inference.specs import MINILM
 
@@ -52,7 +53,7 @@ def test_jobs_waiting_together_share_one_forward_pass_and_get_their_own_results(
 
     async def scenario():
         return await asyncio.gather(
-            batcher.run(["a", "bb"]), batcher.run(["ccc"]), batcher.run(["dddd", "eeeee"])
+            submit_one(batcher, ["a", "bb"]), submit_one(batcher, ["ccc"]), submit_one(batcher, ["dddd", "eeeee"])
         )
 
     results = run(scenario())
@@ -62,7 +63,7 @@ def test_jobs_waiting_together_share_one_forward_pass_and_get_their_own_results(
 
 def test_a_batch_never_exceeds_the_size_limit():
     model = LengthModel()
-    outputs, _ = run(batcher_for(model, max_batch_size=3).run(["x"] * 7))
+    outputs, _ = run(submit_one(batcher_for(model, max_batch_size=3), ["x"] * 7))
     assert outputs == [1] * 7
     assert [len(batch) for batch in model.batches] == [3, 3, 1]
 
@@ -70,7 +71,7 @@ def test_a_batch_never_exceeds_the_size_limit():
 def test_batches_are_sorted_by_length_and_bounded_by_the_token_budget():
     model = LengthModel()
     texts = ["x" * n for n in (9, 1, 8, 2, 7, 3)]
-    outputs, _ = run(batcher_for(model, max_batch_tokens=16).run(texts))
+    outputs, _ = run(submit_one(batcher_for(model, max_batch_tokens=16), texts))
 
     assert outputs == [9, 1, 8, 2, 7, 3]  # Each caller's order is kept.
     # The batch holding the oldest input runs first; each batch is a run of similar lengths.
@@ -96,7 +97,7 @@ def test_warm_up_fails_when_the_budget_does_not_fit_in_memory():
 
 def test_out_of_memory_splits_the_batch_until_it_fits():
     model = LengthModel(memory=8)
-    outputs, _ = run(batcher_for(model).run(["ab"] * 10))
+    outputs, _ = run(submit_one(batcher_for(model), ["ab"] * 10))
     assert outputs == [2] * 10
     assert all(len(b) * 2 <= 8 for b in model.batches)
 
@@ -106,7 +107,7 @@ def test_only_an_input_that_cannot_run_alone_fails_and_says_why():
 
     async def scenario():
         return await asyncio.gather(
-            batcher.run(["short"] * 2), batcher.run(["x" * 12]),
+            submit_one(batcher, ["short"] * 2), submit_one(batcher, ["x" * 12]),
             return_exceptions=True,
         )
 
@@ -122,7 +123,7 @@ def test_a_failing_input_fails_only_its_own_job():
 
     async def scenario():
         return await asyncio.gather(
-            batcher.run(["fine"]), batcher.run(["boom"]), batcher.run(["also fine"]),
+            submit_one(batcher, ["fine"]), submit_one(batcher, ["boom"]), submit_one(batcher, ["also fine"]),
             return_exceptions=True,
         )
 
@@ -135,7 +136,7 @@ def test_a_failing_input_fails_only_its_own_job():
 def test_large_requests_report_progress_as_batches_finish():
     seen = []
     batcher = batcher_for(LengthModel(), max_batch_size=4, max_wait=0)
-    outputs, compute_ms = run(batcher.run(["x"] * 10, on_progress=seen.append))
+    outputs, compute_ms = run(submit_one(batcher, ["x"] * 10, on_progress=seen.append))
     assert outputs == [1] * 10
     assert seen == [4, 8]  # The last batch completes the request; no progress call for it.
     assert compute_ms >= 0
@@ -147,9 +148,9 @@ def test_older_inputs_are_not_overtaken_by_a_stream_of_newer_ones():
     window = WINDOW_BATCHES * 2
 
     async def scenario():
-        old = asyncio.ensure_future(batcher.run(["x" * 16]))
+        old = asyncio.ensure_future(submit_one(batcher, ["x" * 16]))
         await asyncio.sleep(0)
-        newer = [asyncio.ensure_future(batcher.run(["y"])) for _ in range(5 * window)]
+        newer = [asyncio.ensure_future(submit_one(batcher, ["y"])) for _ in range(5 * window)]
         await old
         done_when_old_finished = sum(task.done() for task in newer)
         await asyncio.gather(*newer)
@@ -162,7 +163,7 @@ def test_older_inputs_are_not_overtaken_by_a_stream_of_newer_ones():
 
 def test_a_lone_job_is_not_held_back_waiting_for_a_full_batch():
     batcher = batcher_for(LengthModel(), max_batch_size=1000, max_wait=0.005)
-    outputs, _ = run(asyncio.wait_for(batcher.run(["solo"]), timeout=5))
+    outputs, _ = run(asyncio.wait_for(submit_one(batcher, ["solo"]), timeout=5))
     assert outputs == [4]
 
 
@@ -184,13 +185,13 @@ class GatedModel(LengthModel):
 async def queued_behind_a_running_batch(batcher, model, submissions):
     """Run a first batch that blocks, queue ``submissions`` ((values, priority, owner), in
     order) behind it, then let everything run; returns the runs' results."""
-    first = asyncio.ensure_future(batcher.run(["z"], owner="first"))
+    first = asyncio.ensure_future(submit_one(batcher, ["z"], owner="first"))
     while not model.entered.is_set():
         await asyncio.sleep(0.001)
     runs = []
     for values, priority, owner in submissions:
         waiting = batcher._pending.items
-        runs.append(asyncio.ensure_future(batcher.run(values, priority=priority, owner=owner)))
+        runs.append(asyncio.ensure_future(submit_one(batcher, values, priority=priority, owner=owner)))
         while batcher._pending.items < waiting + len(values):  # Prepared and queued.
             await asyncio.sleep(0.001)
     model.gate.set()
