@@ -1,8 +1,8 @@
 """Fair turns: how long one user's small requests wait while another user's bulk backlog runs,
 with fairness on and with the old order (oldest work of all users first), in the same run.
 
-Part 1 measures the runners' fetch statement (``jobqueue.fetch``) on a queue of many waiting
-jobs: EXPLAIN ANALYZE of the fair statement and of the old one, and their median times.
+Part 1 measures the runners' fetch statement (``product.queue.intake.fetch``) on a queue of many
+waiting jobs: EXPLAIN ANALYZE of the fair statement and of the old one, and their median times.
 
 Part 2 starts a web process and, for each order, a runner (GPU_RUNNER_FAIR=1, then 0) on a
 ``product_bench`` database. User A queues ``--a-texts`` texts as bulk requests over HTTP; then
@@ -38,8 +38,9 @@ def explain_fetch(jobs: int, owners: int, repeats: int = 20) -> None:
     from django.conf import settings
     from django.db import connection, transaction
 
-    from product import jobqueue
     from product.inference.jobs import INTERACTIVE_JOB_PRIORITY
+    from product.queue import workers
+    from product.queue.queries import query
 
     with connection.cursor() as cursor:
         cursor.execute(
@@ -57,12 +58,12 @@ def explain_fetch(jobs: int, owners: int, repeats: int = 20) -> None:
              "interactive": INTERACTIVE_JOB_PRIORITY},
         )
         cursor.execute("ANALYZE procrastinate_jobs")
-        worker_id = jobqueue.register_worker()
+        worker_id = workers.register()
     room = settings.GPU_RUNNER_MAX_HELD_TEXTS
     cases = [
-        ("fair, room for texts", jobqueue._FETCH_FAIR, room),
-        ("fair, no room (interactive only)", jobqueue._FETCH_FAIR, 0),
-        ("old order", jobqueue._FETCH_OLDEST, room),
+        ("fair, room for texts", query("fetch_fair"), room),
+        ("fair, no room (interactive only)", query("fetch_fair"), 0),
+        ("old order", query("fetch_oldest"), room),
     ]
     print(f"fetch on {jobs} waiting jobs of {owners + 1} owners (limit 256, room {room} texts):")
     for name, statement, case_room in cases:
@@ -84,7 +85,7 @@ def explain_fetch(jobs: int, owners: int, repeats: int = 20) -> None:
         print("\n".join(plan))
     with connection.cursor() as cursor:
         cursor.execute("DELETE FROM procrastinate_jobs WHERE queue_name = %s", [EXPLAIN_QUEUE])
-        jobqueue.unregister_worker(worker_id)
+        workers.unregister(worker_id)
 
 
 def main() -> None:

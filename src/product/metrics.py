@@ -27,16 +27,17 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from product.inference import selectors
+from product.inference import selectors, telemetry
 from product.inference.models import ACTIVE_STATUSES, FINAL_STATUSES
 from product.inference.specs import REGISTRY as MODEL_REGISTRY
 from product.middleware import AnsweringMiddleware
+from product.queue import statuses as job_statuses
+from product.queue import telemetry as queue_telemetry
 
 logger = logging.getLogger(__name__)
 
 METRICS_PATH = "/metrics"
 RECENT_WINDOW = timedelta(minutes=5)
-JOB_ACTIVE_STATUSES = ("todo", "doing")
 
 
 class QueueCollector(Collector):
@@ -79,10 +80,12 @@ class QueueCollector(Collector):
             "Procrastinate jobs waiting (todo) or running (doing), by queue.",
             labels=["queue", "status"],
         )
-        counts = {(row["queue_name"], row["status"]): row["n"] for row in selectors.jobs_active()}
+        counts = {
+            (row["queue_name"], row["status"]): row["n"] for row in queue_telemetry.jobs_active()
+        }
         queues |= {queue for queue, _ in counts}
         for queue in sorted(queues):
-            for status in JOB_ACTIVE_STATUSES:
+            for status in job_statuses.ACTIVE:
                 jobs.add_metric([queue, status], counts.get((queue, status), 0))
         yield jobs
 
@@ -91,7 +94,7 @@ class QueueCollector(Collector):
             "How long the longest-waiting job ready to run has waited, by queue (0: none waits).",
             labels=["queue"],
         )
-        ages = selectors.oldest_waiting_jobs()
+        ages = queue_telemetry.oldest_waiting_jobs()
         for queue in sorted(queues | set(ages)):
             oldest.add_metric([queue], ages.get(queue, 0.0))
         yield oldest
@@ -101,8 +104,8 @@ class QueueCollector(Collector):
             "Inference requests queued or running, by model.",
             labels=["model", "status"],
         )
-        counts = {(row["model"], row["status"]): row["n"] for row in selectors.requests_active()}
-        finished = selectors.requests_finished(windows=[RECENT_WINDOW])
+        counts = {(row["model"], row["status"]): row["n"] for row in telemetry.requests_active()}
+        finished = telemetry.requests_finished(windows=[RECENT_WINDOW])
         models |= {model for model, _ in counts} | {row["model"] for row in finished}
         for model in sorted(models):
             for status in ACTIVE_STATUSES:
@@ -120,7 +123,7 @@ class QueueCollector(Collector):
                 recent.add_metric([model, str(status)], counts.get((model, status), 0))
         yield recent
 
-        runners = selectors.runners()
+        runners = queue_telemetry.runners()
         yield GaugeMetricFamily(
             "gpuqueue_runners_live",
             "Runners whose last heartbeat is younger than RUNNER_STALE_AFTER seconds.",

@@ -21,13 +21,13 @@ import sys
 
 from django.conf import settings
 from django.core.signals import got_request_exception
-from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 
+from product.queue.errors import DATABASE_UNAVAILABLE
+
 logger = logging.getLogger(__name__)
 
-UNAVAILABLE_ERRORS = (OperationalError, InterfaceError)
 MESSAGE = "the database is unavailable right now; try again in a few seconds."
 _MARK = "_database_unavailable"
 
@@ -43,7 +43,7 @@ class DatabaseUnavailableMiddleware:
         return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        if not isinstance(exception, UNAVAILABLE_ERRORS):
+        if not isinstance(exception, DATABASE_UNAVAILABLE):
             return None
         _log(request, exception)
         return unavailable_response(request)
@@ -77,7 +77,7 @@ def _log(request: HttpRequest, error: BaseException) -> None:
 def _mark_unavailable(sender, request=None, **kwargs) -> None:
     """An exception escaped a middleware: remember on the request if the database caused it."""
     error = sys.exc_info()[1]
-    if request is not None and isinstance(error, UNAVAILABLE_ERRORS):
+    if request is not None and isinstance(error, DATABASE_UNAVAILABLE):
         setattr(request, _MARK, True)
         _log(request, error)
 
@@ -91,4 +91,4 @@ class DatabaseUnavailableLogFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc_info = record.exc_info
-        return not (exc_info and isinstance(exc_info[1], UNAVAILABLE_ERRORS))
+        return not (exc_info and isinstance(exc_info[1], DATABASE_UNAVAILABLE))

@@ -16,7 +16,7 @@ from procrastinate.contrib.django.models import ProcrastinateEvent, Procrastinat
 from product.inference import services
 from product.inference.models import InferenceRequest, RequestStatus
 from product.inference.specs import REGISTRY
-from product.jobqueue import FINAL_JOB_STATUSES
+from product.queue.statuses import RUN_OUTCOMES
 from tests.e2e.test_fault_injection import FAST_RESCUE, all_final, wait_until, worker_id_of
 from tests.e2e.test_hung_batch import start_runner
 from tests.support.hanging_model import SPEC
@@ -58,7 +58,7 @@ def test_a_paused_runner_that_wakes_up_never_overwrites_the_run_that_replaced_it
         # outcomes of jobs that are no longer its own.
         os.kill(sleeper.popen.pid, signal.SIGCONT)
         wait_until(
-            lambda: all_final(ids) and not jobs.exclude(status__in=FINAL_JOB_STATUSES).exists(),
+            lambda: all_final(ids) and not jobs.exclude(status__in=RUN_OUTCOMES).exists(),
             60, "requests and jobs did not finish",
         )
         # Which runner's finish won (read before the runners stop: a stopping runner's worker

@@ -6,10 +6,10 @@ from django.core.management import call_command
 from django.db import connection
 from procrastinate.contrib.django.models import ProcrastinateJob
 
-from product import jobqueue
 from product.inference import services
 from product.inference.models import InferenceRequest, RequestStatus
 from product.inference.specs import MINILM
+from product.queue import intake, workers
 
 pytestmark = pytest.mark.usefixtures("clean_queue")
 
@@ -17,8 +17,8 @@ pytestmark = pytest.mark.usefixtures("clean_queue")
 def taken_by_a_dead_runner(user, text="hello") -> InferenceRequest:
     """A request whose job a runner took, started, and then died holding (no heartbeat since)."""
     request = services.request_submit(user=user, model=MINILM.name, raw_input=text)
-    worker_id = jobqueue.register_worker()
-    [job] = jobqueue.fetch(worker_id=worker_id, queues=[MINILM.queue], limit=1)
+    worker_id = workers.register()
+    [job] = intake.fetch(worker_id=worker_id, queues=[MINILM.queue], limit=1)
     services.requests_start(claims=[services.Claim(request.pk, job.id)])
     with connection.cursor() as cursor:
         cursor.execute(
@@ -71,8 +71,8 @@ def test_a_job_out_of_attempts_fails_its_request_with_a_readable_error(make_user
 
 def test_live_runners_jobs_are_left_alone(make_user):
     request = services.request_submit(user=make_user(), model=MINILM.name, raw_input="hi")
-    worker_id = jobqueue.register_worker()
-    jobqueue.fetch(worker_id=worker_id, queues=[MINILM.queue], limit=1)
+    worker_id = workers.register()
+    intake.fetch(worker_id=worker_id, queues=[MINILM.queue], limit=1)
 
     rescue = services.requests_rescue(stalled_after=10, max_attempts=3)
 

@@ -18,7 +18,7 @@ def test_submit_writes_the_row_and_defers_its_job_on_the_models_queue(make_user)
     job = ProcrastinateJob.objects.get(id=request.job_id)
     assert job.task_name == RUN_REQUEST_TASK
     assert job.queue_name == MINILM.queue
-    # What fair intake orders by travels with the job (product.jobqueue.fetch).
+    # What fair intake orders by travels with the job (product.queue.intake.fetch).
     assert job.args == {"request_id": request.pk, "owner": request.owner_id, "texts": 2}
     assert job.status == "todo"
     assert request.status == RequestStatus.QUEUED

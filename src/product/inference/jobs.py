@@ -1,21 +1,22 @@
-"""The queue side of a request: the task's name and how the web defers and cancels its jobs.
+"""The queue side of a request: the task's name, its priorities, and deferring and cancelling
+its jobs (through the queue engine, ``product.queue.jobs``).
 
-The task body lives in the runner (``gpu_runner.tasks``); the web defers it by name, so the
-web never imports the runner or torch. Procrastinate's Django connector uses Django's own
-connection, so a job deferred inside ``transaction.atomic()`` commits or rolls back with it.
+The task body lives in the runner; the web defers it by name, so the web never imports the
+runner or torch. The job is deferred on Django's connection, so inside ``transaction.atomic()``
+it commits or rolls back with the request's row.
 
-A job carries what the runners' fair intake (``product.jobqueue.fetch``) needs without a join:
-its Procrastinate priority comes from the request's priority (interactive above bulk), and its
-arguments name the owner and the number of texts.
+A job carries what the runners' fair intake (``product.queue.intake.fetch``) needs without a
+join: its Procrastinate priority comes from the request's priority (interactive above bulk),
+and its arguments name the owner and the number of texts.
 """
 
 from __future__ import annotations
 
 from django.conf import settings
-from procrastinate.contrib.django import app
 
 from product.inference.models import RequestPriority
 from product.inference.specs import InputError, get_spec
+from product.queue import jobs as queue_jobs
 
 RUN_REQUEST_TASK = "inference.run_request"
 
@@ -40,12 +41,12 @@ def choose_priority(requested: str | None, text_count: int) -> str:
 
 def defer_run(*, request_id: int, model: str, owner: int, texts: int, priority: str) -> int:
     """Defer the job that runs one request on its model's queue; return the job id."""
-    task = app.configure_task(
-        name=RUN_REQUEST_TASK, queue=get_spec(model).queue, priority=JOB_PRIORITY[priority]
+    return queue_jobs.defer(
+        task_name=RUN_REQUEST_TASK, queue=get_spec(model).queue, priority=JOB_PRIORITY[priority],
+        args={"request_id": request_id, "owner": owner, "texts": texts},
     )
-    return task.defer(request_id=request_id, owner=owner, texts=texts)
 
 
 def cancel_job(job_id: int) -> bool:
     """Cancel a waiting job, or ask the runner to abort it if it is running."""
-    return app.job_manager.cancel_job_by_id(job_id, abort=True)
+    return queue_jobs.cancel(job_id)

@@ -19,9 +19,10 @@ import psycopg
 from django.conf import settings
 from procrastinate.contrib.django.utils import connector_params
 
+from product.queue.backoff import Backoff
+
 logger = logging.getLogger(__name__)
 
-_RECONNECT_MAX_SECONDS = 10.0
 _SUBSCRIBER_BACKLOG = 256
 # How long a new stream waits for the LISTEN to be in place before it goes on regardless
 # (while the database is away; a "resync" follows once the listener is back).
@@ -163,7 +164,7 @@ class StatusHub:
                 subscription.offer(message)
 
     async def _listen(self, listening: asyncio.Event) -> None:
-        delay, reconnecting = 0.5, False
+        backoff, reconnecting = Backoff(first=0.5, cap=10.0), False
         while True:
             try:
                 conn = await psycopg.AsyncConnection.connect(
@@ -172,7 +173,7 @@ class StatusHub:
                 async with conn:
                     await conn.execute(f"LISTEN {settings.INFERENCE_STATUS_CHANNEL}")
                     listening.set()
-                    delay = 0.5
+                    backoff.reset()
                     if reconnecting:  # Streams re-read their state: nothing missed stays missed.
                         self.publish(_RESYNC)
                     async for notification in conn.notifies():
@@ -189,8 +190,7 @@ class StatusHub:
                 logger.warning("status listener lost its connection; retrying", exc_info=True)
             listening.clear()
             reconnecting = True
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, _RECONNECT_MAX_SECONDS)
+            await asyncio.sleep(backoff.next())
 
 
 hub = StatusHub()

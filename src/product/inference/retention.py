@@ -3,7 +3,9 @@
 Both tables only grow: every request leaves its row, and every run (a requeue makes another)
 leaves a job and a handful of events. ``requests_prune`` deletes what has been finished for
 longer than an operator chooses. It never touches a queued or running request, nor a job that
-waits or runs: a cancelled request whose job is still being aborted keeps that job.
+waits or runs: a cancelled request whose job is still being aborted keeps that job. Which
+requests go is decided here; their jobs and events are deleted by the queue engine
+(``product.queue.retention``), in the same transaction.
 
 Work goes in batches, each its own transaction, so a large backlog neither holds locks for long
 nor is undone as a whole by one failure; rows another transaction holds are skipped, not waited
@@ -28,19 +30,10 @@ from product.inference.models import (
     InferenceRequest,
     RequestStatus,
 )
+from product.queue import retention as queue_retention
 
 TABLE = InferenceRequest._meta.db_table
 KEY_TABLE = IdempotencyKey._meta.db_table
-FINISHED_JOB_STATUSES = ("succeeded", "failed", "cancelled", "aborted")
-
-# A request's jobs are found by their arguments: the row names only its latest job, and a
-# requeued request has had others.
-_JOBS_OF_REQUESTS = """
-SELECT id FROM procrastinate_jobs
- WHERE task_name = %(task)s
-   AND status = ANY(%(statuses)s::procrastinate_job_status[])
-   AND args->>'request_id' = ANY(%(request_ids)s::text[])
-"""
 
 
 @dataclass(frozen=True)
@@ -73,28 +66,13 @@ def prunable_requests(
 
 def prune_preview(*, older_than: timedelta, keep_failed: bool = False) -> Pruned:
     """What ``requests_prune`` would delete now, counted without deleting anything."""
-    doomed, params = (
-        prunable_requests(older_than=older_than, keep_failed=keep_failed)
-        .order_by()
-        .values("id")
-        .query.sql_with_params()
+    doomed = (
+        prunable_requests(older_than=older_than, keep_failed=keep_failed).order_by().values("id")
     )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            WITH doomed AS ({doomed}),
-                 jobs AS (SELECT id FROM procrastinate_jobs
-                           WHERE task_name = %s
-                             AND status = ANY(%s::procrastinate_job_status[])
-                             AND args->>'request_id' IN (SELECT id::text FROM doomed))
-            SELECT (SELECT count(*) FROM doomed),
-                   (SELECT count(*) FROM jobs),
-                   (SELECT count(*) FROM procrastinate_events WHERE job_id IN (SELECT id FROM jobs))
-            """,
-            [*params, RUN_REQUEST_TASK, list(FINISHED_JOB_STATUSES)],
-        )
-        requests, jobs, events = cursor.fetchone()
-    return Pruned(requests=requests, jobs=jobs, events=events)
+    jobs, events = queue_retention.count_finished_jobs_of_requests(
+        task_name=RUN_REQUEST_TASK, requests=doomed.query.sql_with_params()
+    )
+    return Pruned(requests=doomed.count(), jobs=jobs, events=events)
 
 
 def requests_prune(
@@ -129,26 +107,10 @@ def _prune_batch(*, older_than: timedelta, keep_failed: bool, limit: int) -> Pru
         )
         if not ids:
             return Pruned()
+        jobs, events = queue_retention.delete_finished_jobs_of_requests(
+            task_name=RUN_REQUEST_TASK, request_ids=ids
+        )
         with connection.cursor() as cursor:
-            cursor.execute(
-                f"""
-                WITH jobs AS ({_JOBS_OF_REQUESTS} FOR UPDATE SKIP LOCKED),
-                     events AS (DELETE FROM procrastinate_events
-                                 WHERE job_id IN (SELECT id FROM jobs) RETURNING 1)
-                SELECT array_agg(id), (SELECT count(*) FROM events) FROM jobs
-                """,
-                _job_params(ids),
-            )
-            job_ids, events = cursor.fetchone()
-            job_ids = job_ids or []
-            # The status is checked again: a job cannot have restarted meanwhile (it is
-            # locked), but this statement is the one that must never delete a live job.
-            cursor.execute(
-                "DELETE FROM procrastinate_jobs WHERE id = ANY(%s) "
-                "AND status = ANY(%s::procrastinate_job_status[])",
-                [job_ids, list(FINISHED_JOB_STATUSES)],
-            )
-            jobs = cursor.rowcount
             # A request's Idempotency-Keys go with it (the foreign key would refuse otherwise).
             cursor.execute(f"DELETE FROM {KEY_TABLE} WHERE request_id = ANY(%s)", [ids])
             cursor.execute(
@@ -157,14 +119,6 @@ def _prune_batch(*, older_than: timedelta, keep_failed: bool, limit: int) -> Pru
             )
             requests = cursor.rowcount
     return Pruned(requests=requests, jobs=jobs, events=events)
-
-
-def _job_params(request_ids: list[int]) -> dict:
-    return {
-        "task": RUN_REQUEST_TASK,
-        "statuses": list(FINISHED_JOB_STATUSES),
-        "request_ids": [str(pk) for pk in request_ids],
-    }
 
 
 def idempotency_keys_prune(*, batch_size: int = 5000) -> int:

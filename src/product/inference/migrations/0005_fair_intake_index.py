@@ -9,8 +9,8 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        # The runners' fair intake (product.jobqueue._FETCH_FAIR) skips through the waiting
-        # jobs owner by owner, and reads each owner's oldest ones, by this index.
+        # The runners' fair intake (fetch_fair in product/queue/intake.sql) skips through the
+        # waiting jobs owner by owner, and reads each owner's oldest ones, by this index.
         migrations.RunSQL(
             "CREATE INDEX IF NOT EXISTS inference_fair_intake ON procrastinate_jobs "
             "(priority, (COALESCE(args->>'owner', '')), id) WHERE status = 'todo'",

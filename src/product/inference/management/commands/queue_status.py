@@ -3,7 +3,7 @@ import json
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from product.inference import selectors
+from product.inference import telemetry
 from product.inference.durations import format_duration
 
 
@@ -19,7 +19,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", dest="as_json", action="store_true", help="Print JSON instead of tables.")
 
     def handle(self, *args, as_json: bool = False, **options):
-        overview = selectors.queue_overview()
+        overview = telemetry.queue_overview()
         if as_json:
             age = overview["oldest_queued_age"]
             overview["oldest_queued_age"] = age.total_seconds() if age else None
@@ -42,7 +42,7 @@ class Command(BaseCommand):
             self.stdout.write("  (none)")
 
     def _throughput(self, rows: list[dict]) -> None:
-        windows = selectors.THROUGHPUT_WINDOWS_MINUTES
+        windows = telemetry.THROUGHPUT_WINDOWS_MINUTES
         self.stdout.write("Throughput (requests finished per minute; failed ones in brackets)")
         heading = "".join(f"{f'last {m}m':>16}" for m in windows)
         self.stdout.write(f"  {'model':<28}{heading}")

@@ -9,8 +9,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from product import jobqueue
 from product.inference import services
+from product.queue import workers
 
 
 class Command(BaseCommand):
@@ -27,7 +27,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, stalled_after: float, dry_run: bool, **options) -> None:
-        stalled = jobqueue.stalled_jobs(stalled_after=stalled_after)
+        stalled = workers.stalled_jobs(stalled_after=stalled_after)
         for job in stalled:
             silent = (
                 f"silent {job.silent_for.total_seconds():.0f} s"
