@@ -13,7 +13,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 from procrastinate.contrib.django.models import ProcrastinateEvent, ProcrastinateJob
 
-from product.inference import services
+from product.inference import results, services
 from product.inference.models import InferenceRequest, RequestStatus
 from product.inference.specs import MINILM
 from tests.support.processes import start_runner
@@ -59,7 +59,10 @@ def check_every_request_ran_to_one_result(ids) -> dict:
     requests = list(InferenceRequest.objects.filter(pk__in=ids))
     lost = [r.pk for r in requests if r.status != RequestStatus.SUCCEEDED]
     assert len(requests) == len(ids) and not lost, f"lost requests: {lost}"
-    assert all(len(r.output["embeddings"]) == len(TEXTS) for r in requests)
+    assert all(
+        results.embeddings_read(request_id=r.pk).shape == (len(TEXTS), MINILM.output_dim)
+        for r in requests
+    )
     job_ids = [r.job_id for r in requests]
     assert set(ProcrastinateJob.objects.filter(id__in=job_ids).values_list("status", flat=True)) == {"succeeded"}
     finishes = (

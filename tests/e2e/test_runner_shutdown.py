@@ -5,7 +5,7 @@ import time
 import pytest
 from procrastinate.contrib.django.models import ProcrastinateJob
 
-from product.inference import services
+from product.inference import results, services
 from product.inference.models import InferenceRequest, RequestStatus
 from product.inference.specs import MINILM
 from tests.support.processes import run_drain, start_runner
@@ -38,4 +38,7 @@ def test_sigterm_stops_the_runner_cleanly_without_losing_or_repeating_a_job(make
     finished = InferenceRequest.objects.filter(pk__in=ids)
     assert all(r.status == RequestStatus.SUCCEEDED for r in finished)
     assert all(r.attempts == 1 for r in finished), "a request ran twice"
-    assert all(len(r.output["embeddings"]) == 8 for r in finished)
+    assert all(
+        results.embeddings_read(request_id=r.pk).shape == (8, MINILM.output_dim)
+        for r in finished
+    )

@@ -125,7 +125,8 @@ def test_openapi_document_is_served_and_describes_every_endpoint(client):
     assert document["openapi"].startswith("3.1")
     assert set(document["paths"]) == {
         "/api/v1/models", "/api/v1/requests", "/api/v1/requests/{request_id}",
-        "/api/v1/requests/{request_id}/result", "/api/v1/requests/{request_id}/cancel",
+        "/api/v1/requests/{request_id}/result", "/api/v1/requests/{request_id}/result.npy",
+        "/api/v1/requests/{request_id}/cancel",
         "/api/v1/usage",
     }
 

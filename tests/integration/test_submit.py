@@ -1,10 +1,11 @@
 """Submitting writes the request row and its Procrastinate job in one transaction."""
 
+import numpy as np
 import pytest
 from django.db import transaction
 from procrastinate.contrib.django.models import ProcrastinateJob
 
-from product.inference import services
+from product.inference import results, services
 from product.inference.jobs import RUN_REQUEST_TASK
 from product.inference.models import InferenceRequest, RequestStatus
 from product.inference.specs import MINILM
@@ -71,7 +72,7 @@ def test_runner_writes_are_ignored_once_the_request_is_cancelled(make_user):
         outcomes=[
             services.Outcome(
                 request.pk, request.job_id, RequestStatus.SUCCEEDED,
-                output={"embeddings": []}, compute_ms=1.0,
+                output={"dim": 2}, embeddings=np.ones((1, 2), dtype=np.float32), compute_ms=1.0,
             )
         ]
     )
@@ -79,6 +80,7 @@ def test_runner_writes_are_ignored_once_the_request_is_cancelled(make_user):
     request.refresh_from_db()
     assert written == set()
     assert request.status == RequestStatus.CANCELLED and request.output is None
+    assert results.request_embeddings(request) is None
 
 
 def test_a_stale_job_cannot_overwrite_a_requeued_request(make_user):

@@ -15,6 +15,9 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
+
+from gpu_runner.models.base import Packed
 from product.inference.specs import ModelSpec
 from tests.support.text_model import TextModel
 
@@ -32,9 +35,11 @@ class HangingModel(TextModel):
             for item in batch
         ]
 
-    def pack(self, outputs: list[dict]) -> dict:
-        return {"dim": 1, "embeddings": [[float(o["length"])] for o in outputs],
-                "pid": outputs[0]["pid"], "notes": [o["note"] for o in outputs]}
+    def pack(self, outputs: list[dict]) -> Packed:
+        return Packed(
+            output={"dim": 1, "pid": outputs[0]["pid"], "notes": [o["note"] for o in outputs]},
+            embeddings=np.array([[o["length"]] for o in outputs], dtype=np.float32),
+        )
 
 
 SPEC = ModelSpec(

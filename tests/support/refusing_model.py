@@ -6,7 +6,9 @@ queue and database code, so only the model's answer is chosen by the test."""
 
 from __future__ import annotations
 
-from gpu_runner.models.base import InferenceError
+import numpy as np
+
+from gpu_runner.models.base import InferenceError, Packed
 from product.inference.specs import ModelSpec
 from tests.support.text_model import TextModel
 
@@ -19,10 +21,10 @@ class RefusingModel(TextModel):
             raise InferenceError("this test model refuses its input")
         return [[float(len(item))] for item in batch]
 
-    def pack(self, outputs: list[list[float]]) -> dict:
+    def pack(self, outputs: list[list[float]]) -> Packed:
         if RefusingModel.crash:
             raise RuntimeError("the test model crashed")
-        return {"dim": 1, "embeddings": outputs}
+        return Packed(output={"dim": 1}, embeddings=np.array(outputs, dtype=np.float32))
 
 
 SPEC = ModelSpec(

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from product.inference.specs import MINILM, InputError, get_spec
@@ -38,6 +39,8 @@ def test_unknown_model_error_lists_known_models():
 
 
 def test_preview_shows_norms_and_similarities():
-    preview = MINILM.preview(["a", "b"], {"dim": 2, "embeddings": [[1.0, 0.0], [0.6, 0.8]]})
+    embeddings = np.array([[1.0, 0.0], [0.6, 0.8]], dtype=np.float32)
+    preview = MINILM.preview(["a", "b"], {"dim": 2}, embeddings)
     assert [row["norm"] for row in preview["rows"]] == [1.0, 1.0]
     assert preview["similarity"] == [[1.0, 0.6], [0.6, 1.0]]
+    assert [row["head"] for row in preview["rows"]] == [[1.0, 0.0], [0.6, 0.8]]

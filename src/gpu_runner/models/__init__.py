@@ -1,5 +1,5 @@
 """Runner-side model implementations: one module per model, each a ``RunnerModel``."""
 
-from gpu_runner.models.base import InferenceError, RunnerModel
+from gpu_runner.models.base import InferenceError, Packed, RunnerModel
 
-__all__ = ["InferenceError", "RunnerModel"]
+__all__ = ["InferenceError", "Packed", "RunnerModel"]

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from product.inference.specs import ModelSpec
@@ -12,6 +15,19 @@ from product.inference.specs import ModelSpec
 
 class InferenceError(Exception):
     """An input could not be run; the message is shown to the user on their request."""
+
+
+@dataclass(frozen=True)
+class Packed:
+    """A request's result as the runner stores it: a small JSON part, and the embeddings apart.
+
+    ``output`` is stored as JSON on the request (e.g. ``{"dim": 384}``). ``embeddings``, an
+    (n, dim) float32 array whose row i belongs to input i, goes to PostgreSQL as pgvector rows
+    in binary (``product.inference.results``): as JSON text each 384-float row would be ~7 KB
+    for PostgreSQL to parse, as binary it is 1.5 KB copied as it is."""
+
+    output: dict | None
+    embeddings: np.ndarray | None = None
 
 
 class RunnerModel(ABC):
@@ -43,8 +59,9 @@ class RunnerModel(ABC):
         return len(prepared)
 
     @abstractmethod
-    def run_batch(self, batch: list[Any]) -> list[Any]:
-        """Run one forward pass over prepared inputs; one JSON-ready output per input."""
+    def run_batch(self, batch: list[Any]) -> Sequence[Any]:
+        """Run one forward pass over prepared inputs; one output per input, in order (e.g. an
+        (n, dim) array, whose rows are the outputs)."""
 
     @abstractmethod
     def synthetic_input(self, tokens: int) -> Any:
@@ -62,7 +79,7 @@ class RunnerModel(ABC):
             self.run_batch([self.synthetic_input(tokens)] * count)
 
     @abstractmethod
-    def pack(self, outputs: list[Any]) -> dict:
+    def pack(self, outputs: list[Any]) -> Packed:
         """The request's stored result, from the outputs of its inputs in order."""
 
     def recover(self, error: Exception) -> None:

@@ -3,14 +3,17 @@ package: mean pooling over real tokens, L2-normalised (so dot product = cosine s
 
 The encoder runs in the runner's dtype (float16 on CUDA) with PyTorch's fused attention (SDPA);
 pooling and normalisation run in float32, so half precision costs no visible accuracy.
+A batch comes back as one float32 numpy array (no Python float per value): its rows go to the
+requests, and a request's rows are stored as pgvector values in binary.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gpu_runner.models.base import RunnerModel
+from gpu_runner.models.base import Packed, RunnerModel
 
 
 class SentenceEmbeddingModel(RunnerModel):
@@ -42,7 +45,7 @@ class SentenceEmbeddingModel(RunnerModel):
         ids = self.prepare(["warm " * tokens])[0]  # [CLS] warm warm ... [SEP], truncated
         return ids[: max(tokens - 1, 1)] + ids[-1:]
 
-    def run_batch(self, batch: list[list[int]]) -> list[list[float]]:
+    def run_batch(self, batch: list[list[int]]) -> np.ndarray:
         longest = max(len(ids) for ids in batch)
         input_ids = torch.tensor([ids + [self.pad_id] * (longest - len(ids)) for ids in batch])
         lengths = torch.tensor([len(ids) for ids in batch])
@@ -58,7 +61,7 @@ class SentenceEmbeddingModel(RunnerModel):
             weights = mask.unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
             embeddings = F.normalize(pooled, p=2, dim=1)
-        return embeddings.cpu().tolist()
+        return embeddings.cpu().numpy()
 
-    def pack(self, outputs: list[list[float]]) -> dict:
-        return {"dim": self.spec.output_dim, "embeddings": outputs}
+    def pack(self, outputs: list[np.ndarray]) -> Packed:
+        return Packed(output={"dim": self.spec.output_dim}, embeddings=np.stack(outputs))

@@ -8,19 +8,21 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import json
 from collections.abc import Callable
 
+import numpy as np
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from product.accounts.services import TokenRejected, token_user
 from product.api_errors import error_response
-from product.inference import selectors, services
+from product.inference import results, selectors, services
 from product.inference.models import InferenceRequest, RequestStatus
 from product.inference.openapi import openapi_document
-from product.inference.presenters import request_json, result_json
+from product.inference.presenters import ENCODING_FORMATS, request_json, result_json
 from product.inference.specs import REGISTRY, InputError
 from product.quotas import selectors as quota_selectors
 from product.quotas.services import LimitExceeded
@@ -191,14 +193,54 @@ def request_detail(request: HttpRequest, request_id: int) -> JsonResponse:
     return JsonResponse(request_json(_get_visible(request, request_id)))
 
 
-@api_view("GET")
-def request_result(request: HttpRequest, request_id: int) -> JsonResponse:
+def _succeeded(request: HttpRequest, request_id: int) -> InferenceRequest:
     row = _get_visible(request, request_id)
     if row.status != RequestStatus.SUCCEEDED:
         raise ApiError(409, "not_ready", f"request {row.pk} is {row.status}; it has no result.")
-    response = JsonResponse(result_json(row))
-    response["Content-Disposition"] = f'attachment; filename="request-{row.pk}.json"'
+    return row
+
+
+def _encoding_format(request: HttpRequest) -> str:
+    encoding_format = request.GET.get("encoding_format", "float")
+    if encoding_format not in ENCODING_FORMATS:
+        raise ApiError(
+            400, "invalid_query", f"encoding_format must be one of: {', '.join(ENCODING_FORMATS)}."
+        )
+    return encoding_format
+
+
+def _attachment(response: HttpResponse, filename: str) -> HttpResponse:
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
+
+
+@api_view("GET")
+def request_result(request: HttpRequest, request_id: int) -> HttpResponse:
+    """The result as JSON; ``?encoding_format=base64`` gives each embedding as base64 of its
+    float32 values, little-endian."""
+    encoding_format = _encoding_format(request)
+    row = _succeeded(request, request_id)
+    body = result_json(row, results.request_embeddings(row), encoding_format=encoding_format)
+    return _attachment(
+        HttpResponse(body, content_type="application/json"), f"request-{row.pk}.json"
+    )
+
+
+@api_view("GET")
+def request_result_npy(request: HttpRequest, request_id: int) -> HttpResponse:
+    """The embeddings as a NumPy ``.npy`` file: one float32 array of shape (texts, dim)."""
+    row = _succeeded(request, request_id)
+    embeddings = results.request_embeddings(row)
+    if embeddings is None:
+        raise ApiError(
+            404, "no_embeddings", f"request {row.pk}'s result has no embeddings; get it as JSON."
+        )
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(embeddings, dtype="<f4"), allow_pickle=False)
+    return _attachment(
+        HttpResponse(buffer.getvalue(), content_type="application/octet-stream"),
+        f"request-{row.pk}.npy",
+    )
 
 
 @api_view("POST")

@@ -11,5 +11,6 @@ urlpatterns = [
     path("v1/requests", api.requests_collection, name="requests"),
     path("v1/requests/<int:request_id>", api.request_detail, name="request_detail"),
     path("v1/requests/<int:request_id>/result", api.request_result, name="request_result"),
+    path("v1/requests/<int:request_id>/result.npy", api.request_result_npy, name="request_result_npy"),
     path("v1/requests/<int:request_id>/cancel", api.request_cancel, name="request_cancel"),
 ]

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models.functions import Now
+from pgvector.django import VectorField
 
 
 class RequestStatus(models.TextChoices):
@@ -121,3 +122,31 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return f"idempotency key {self.key!r} of {self.owner_id} -> request {self.request_id}"
+
+
+class InferenceEmbedding(models.Model):
+    """One embedding of a succeeded request: row ``position`` holds the vector of input
+    ``position``. Written and read only by ``product.inference.results``.
+
+    Why this layout: one pgvector row per text is written by binary COPY (1.5 KB of float32 for
+    384 dimensions, copied as it is, where JSON text was ~7.4 KB per text for PostgreSQL to
+    parse), stays inline in its page (under the 2 KB TOAST threshold), and can take a vector
+    index for similarity search later. The primary key (request, position) is the one index:
+    it serves reading a request's vectors in order, deleting them, and refusing a second copy
+    of any row. ``vector`` has no fixed dimension, so models of other sizes share the table.
+    ``vector`` (float32), not ``halfvec``: the API returns float32, and clients get exactly what
+    the model computed; halfvec would halve the bytes and cost about three significant digits.
+    Rows of a request go with it (the foreign key cascades)."""
+
+    pk = models.CompositePrimaryKey("request_id", "position")
+    request = models.ForeignKey(
+        InferenceRequest, on_delete=models.CASCADE, related_name="embeddings"
+    )
+    position = models.PositiveIntegerField(help_text="Which input of the request, from 0.")
+    embedding = VectorField()
+
+    class Meta:
+        db_table = "inference_embedding"
+
+    def __str__(self) -> str:
+        return f"embedding {self.position} of request {self.request_id}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 
 from product.inference.models import RequestPriority, RequestStatus
+from product.inference.presenters import ENCODING_FORMATS
 from product.inference.specs import REGISTRY
 
 
@@ -48,6 +49,15 @@ def openapi_document() -> dict:
         ),
     }
     request_id = {"name": "request_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+    encoding_format = {
+        "name": "encoding_format", "in": "query", "required": False,
+        "schema": {"enum": list(ENCODING_FORMATS), "default": "float"},
+        "description": (
+            "float: each embedding a list of numbers. base64: each embedding one string, the "
+            "base64 of its float32 values, little-endian (as OpenAI's API does; "
+            "numpy.frombuffer(base64.b64decode(s), '<f4'))."
+        ),
+    }
     timings = {
         "type": "object",
         "properties": {
@@ -111,9 +121,17 @@ def openapi_document() -> dict:
                         "responses": {"200": _json("#/components/schemas/Request", "The request"), "401": _error("Not authenticated"), "404": _error("No such request of yours")}},
             },
             "/api/v1/requests/{request_id}/result": {
-                "get": {"summary": "Download the result", "operationId": "getResult", "parameters": [request_id],
-                        "responses": {"200": {"description": "The model's output, e.g. {\"embeddings\": [[...]], \"dim\": 384}"},
-                                      "401": _error("Not authenticated"), "404": _error("No such request of yours"), "409": _error("Not succeeded (yet)")}},
+                "get": {"summary": "Download the result", "operationId": "getResult", "parameters": [request_id, encoding_format],
+                        "responses": {"200": _json("#/components/schemas/Result", "The model's output (sent as an attachment, request-{id}.json)"),
+                                      "400": _error("Bad encoding_format"), "401": _error("Not authenticated"),
+                                      "404": _error("No such request of yours"), "409": _error("Not succeeded (yet)")}},
+            },
+            "/api/v1/requests/{request_id}/result.npy": {
+                "get": {"summary": "Download the embeddings as a NumPy .npy file", "operationId": "getResultNpy", "parameters": [request_id],
+                        "responses": {"200": {"description": "One float32 array of shape (texts, dim), row i for input i, for numpy.load (an attachment, request-{id}.npy)",
+                                              "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+                                      "401": _error("Not authenticated"), "404": _error("No such request of yours, or a result without embeddings"),
+                                      "409": _error("Not succeeded (yet)")}},
             },
             "/api/v1/requests/{request_id}/cancel": {
                 "post": {"summary": "Cancel a queued or running request", "operationId": "cancelRequest", "parameters": [request_id],
@@ -136,6 +154,19 @@ def openapi_document() -> dict:
                             "submits_available")},
                         "limits": {"type": "object", "properties": {
                             name: {"type": "integer"} for name in ("max_queued_texts", "submits_per_minute", "submit_burst")}},
+                    },
+                },
+                "Result": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "integer"},
+                        "model": {"type": "string"},
+                        "dim": {"type": "integer", "description": "Numbers in one embedding."},
+                        "embeddings": {
+                            "type": "array",
+                            "description": "One per input, in order: numbers, or base64 strings with encoding_format=base64.",
+                            "items": {"oneOf": [{"type": "array", "items": {"type": "number"}}, {"type": "string", "contentEncoding": "base64"}]},
+                        },
                     },
                 },
                 "Request": {

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
+import numpy as np
+import orjson
 from django.urls import reverse
 
 from product.inference.models import InferenceRequest, RequestStatus
@@ -44,8 +47,28 @@ def request_json(request: InferenceRequest) -> dict:
     return data
 
 
-def result_json(request: InferenceRequest) -> dict:
-    return {"id": request.pk, "model": request.model, **(request.output or {})}
+# How embeddings are written in a result: JSON numbers, or (as OpenAI's API does) each one a
+# base64 string of its float32 values, little-endian: a quarter of the characters, exact.
+ENCODING_FORMATS = ("float", "base64")
+
+
+def result_json(
+    request: InferenceRequest, embeddings: np.ndarray | None, *, encoding_format: str = "float"
+) -> bytes:
+    """A succeeded request's result as JSON: its id, model, the small JSON part of its output
+    (e.g. ``dim``) and, when it has them, its ``embeddings`` as ``encoding_format`` says.
+
+    orjson writes the float32 array itself (~20x faster than lists through json), each value
+    in the fewest digits that read back as the same float32."""
+    output = {key: value for key, value in (request.output or {}).items() if key != "embeddings"}
+    data = {"id": request.pk, "model": request.model, **output}
+    if embeddings is not None:
+        if encoding_format == "base64":
+            little_endian = np.ascontiguousarray(embeddings, dtype="<f4")
+            data["embeddings"] = [base64.b64encode(row).decode("ascii") for row in little_endian]
+        else:
+            data["embeddings"] = np.ascontiguousarray(embeddings, dtype=np.float32)
+    return orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 def sse_event(data: dict, event: str = "status") -> str:

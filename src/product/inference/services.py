@@ -13,14 +13,16 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import numpy as np
 import orjson
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
 from django.db.models.functions import Now
 
-from product import jobqueue
-from product.inference import jobs
+from product.queue import jobs as queue_jobs
+from product.queue import workers
+from product.inference import jobs, results
 from product.inference.models import (
     ACTIVE_STATUSES,
     IdempotencyKey,
@@ -175,7 +177,7 @@ def _cancel(pk: int) -> InferenceRequest:
     with transaction.atomic():
         job_id = InferenceRequest.objects.filter(pk=pk).values_list("job_id", flat=True).get()
         if job_id is not None:
-            jobqueue.lock_job(job_id)
+            queue_jobs.lock(job_id)
         request = InferenceRequest.objects.select_for_update().get(pk=pk)
         if request.job_id != job_id:
             raise _Repointed  # Rolls back to the savepoint, which releases the job's lock.
@@ -212,6 +214,8 @@ def request_requeue(*, request: InferenceRequest) -> InferenceRequest:
                 "finished_at", "compute_ms", "job_id",
             ]
         )
+        # Its next run writes them afresh (results: a running request has none).
+        results.embeddings_delete(request_ids=[request.pk])
         _notify(request)
     return request
 
@@ -235,14 +239,18 @@ class Claim:
     job_id: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Outcome:
-    """How a job's run of its request ended: an output, or an error for the user."""
+    """How a job's run of its request ended: an output, or an error for the user.
+
+    ``output`` is the small JSON part of a result; ``embeddings``, an (n, dim) float32 array,
+    is stored apart as pgvector rows (``product.inference.results``)."""
 
     request_id: int
     job_id: int
     status: str  # RequestStatus.SUCCEEDED or RequestStatus.FAILED
     output: dict | None = None
+    embeddings: np.ndarray | None = None
     error: str = ""
     traceback: str = ""
     compute_ms: float | None = None
@@ -256,20 +264,38 @@ def _claimed(claims: Iterable[Claim]) -> dict:
     }
 
 
-def requests_start(*, claims: Iterable[Claim]) -> dict[int, InferenceRequest]:
+@dataclass(frozen=True)
+class Started:
+    """What a runner needs of a request it started: whose it is, the model and the inputs."""
+
+    request_id: int
+    owner_id: int
+    model: str
+    inputs: list
+
+
+def requests_start(*, claims: Iterable[Claim]) -> dict[int, Started]:
     """Mark requests running for their jobs; returns them by job id. A request that should not
     run (cancelled, deleted, or now owned by another job) is left out."""
-    update = f"""
+    rows = _update_notifying(
+        f"""
         UPDATE {TABLE} AS r
            SET status = 'running', started_at = now(), attempts = r.attempts + 1, items_done = 0
           FROM unnest(%(ids)s::bigint[], %(job_ids)s::bigint[]) AS c(id, job_id)
          WHERE r.id = c.id AND r.job_id = c.job_id AND r.status IN ('queued', 'running')
-        RETURNING r.*
-    """
-    started = InferenceRequest.objects.raw(
-        _notifying(update), {**_claimed(claims), "channel": settings.INFERENCE_STATUS_CHANNEL}
+        RETURNING r.id, r.owner_id, r.status, r.job_id, r.model, r.inputs
+        """,
+        _claimed(claims),
     )
-    return {request.job_id: request for request in started}
+    return {
+        job_id: Started(request_id, owner_id, model, _json(inputs))
+        for request_id, owner_id, _, job_id, model, inputs, _ in rows  # (and the notify)
+    }
+
+
+def _json(value: Any) -> Any:
+    """A jsonb column's value: Django's connection hands jsonb over as text."""
+    return orjson.loads(value) if isinstance(value, str) else value
 
 
 def requests_progress(*, progress: Iterable[tuple[Claim, int]]) -> None:
@@ -292,7 +318,11 @@ def requests_progress(*, progress: Iterable[tuple[Claim, int]]) -> None:
 
 def requests_finish(*, outcomes: Iterable[Outcome]) -> set[int]:
     """Store results and errors; returns the ids written. A request no longer run by that job
-    (cancelled, requeued) keeps what it has."""
+    (cancelled, requeued) keeps what it has: only the requests this UPDATE finished get their
+    embeddings written, in the same transaction (one binary COPY for all of them)."""
+    outcomes = list(outcomes)
+    if not outcomes:
+        return set()
     records = [
         {
             "id": o.request_id, "job_id": o.job_id, "status": o.status, "output": o.output,
@@ -300,24 +330,30 @@ def requests_finish(*, outcomes: Iterable[Outcome]) -> set[int]:
         }
         for o in outcomes
     ]
-    if not records:
-        return set()
-    rows = _update_notifying(
-        f"""
-        UPDATE {TABLE} AS r
-           SET status = o.status, output = o.output, error = o.error,
-               traceback = o.traceback, compute_ms = o.compute_ms, finished_at = now(),
-               items_done = CASE WHEN o.status = 'succeeded' THEN r.item_count
-                                 ELSE r.items_done END
-          FROM jsonb_to_recordset(%(records)s::jsonb) AS o(
-               id bigint, job_id bigint, status text, output jsonb, error text,
-               traceback text, compute_ms double precision)
-         WHERE r.id = o.id AND r.job_id = o.job_id AND r.status = 'running'
-        RETURNING r.id, r.owner_id, r.status
-        """,
-        {"records": orjson.dumps(records).decode()},  # Results are large: orjson is ~15x faster.
-    )
-    return {row[0] for row in rows}
+    with transaction.atomic(savepoint=False):
+        rows = _update_notifying(
+            f"""
+            UPDATE {TABLE} AS r
+               SET status = o.status, output = o.output, error = o.error,
+                   traceback = o.traceback, compute_ms = o.compute_ms, finished_at = now(),
+                   items_done = CASE WHEN o.status = 'succeeded' THEN r.item_count
+                                     ELSE r.items_done END
+              FROM jsonb_to_recordset(%(records)s::jsonb) AS o(
+                   id bigint, job_id bigint, status text, output jsonb, error text,
+                   traceback text, compute_ms double precision)
+             WHERE r.id = o.id AND r.job_id = o.job_id AND r.status = 'running'
+            RETURNING r.id, r.job_id, r.owner_id, r.status
+            """,
+            {"records": orjson.dumps(records).decode()},
+        )
+        finished = {(row[0], row[1]) for row in rows}
+        results.embeddings_write(
+            embeddings=(
+                (o.request_id, o.embeddings) for o in outcomes
+                if o.embeddings is not None and (o.request_id, o.job_id) in finished
+            )
+        )
+    return {request_id for request_id, _ in finished}
 
 
 def requests_release(*, job_ids: Iterable[int]) -> None:
@@ -348,11 +384,11 @@ def requests_fail_lost(*, job_ids: Iterable[int], error: str) -> int:
     return len(rows)
 
 
-def requests_rescue(*, stalled_after: float, max_attempts: int) -> jobqueue.Rescue:
+def requests_rescue(*, stalled_after: float, max_attempts: int) -> workers.Rescue:
     """Put the jobs of dead runners back in the queue, and fail the requests whose jobs have
     used all their attempts (a request that kills its runner every time must stop somewhere)."""
     with transaction.atomic(savepoint=False):
-        rescue = jobqueue.rescue_stalled(stalled_after=stalled_after, max_attempts=max_attempts)
+        rescue = workers.rescue_stalled(stalled_after=stalled_after, max_attempts=max_attempts)
         requests_release(job_ids=rescue.requeued)
         if rescue.failed:
             requests_fail_lost(

@@ -7,10 +7,11 @@ so importing this module never imports torch. docs/adding-a-model.md walks throu
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 # Half of a UTF-16 pair on its own: JSON can escape one ("\ud800"), but it is not a character,
 # and PostgreSQL refuses to store it.
@@ -74,21 +75,20 @@ class ModelSpec:
             "oneOf": [text, {"type": "array", "items": text, "minItems": 1, "maxItems": self.max_texts}]
         }
 
-    def preview(self, texts: list[str], output: dict) -> dict:
-        """What the request page shows of a result: a few values per text and similarities."""
-        vectors = output.get("embeddings", [])
+    def preview(self, texts: list[str], output: dict, embeddings: np.ndarray | None) -> dict:
+        """What the request page shows of a result: a few values per text and similarities.
+        ``embeddings`` is the (n, dim) float32 array stored for the request (None: none)."""
+        if embeddings is None:
+            return {"dim": output.get("dim"), "rows": [], "similarity": []}
+        vectors = embeddings.astype(np.float64)  # Rounded float64 values print as typed.
+        heads = np.round(vectors[:, :6], 4).tolist()
+        norms = np.round(np.linalg.norm(vectors, axis=1), 4).tolist()
         rows = [
-            {
-                "text": text,
-                "head": [round(v, 4) for v in vector[:6]],
-                "norm": round(math.sqrt(sum(v * v for v in vector)), 4),
-            }
-            for text, vector in zip(texts, vectors)
+            {"text": text, "head": head, "norm": norm}
+            for text, head, norm in zip(texts, heads, norms)
         ]
         shown = vectors[:8]
-        similarity = [
-            [round(sum(a * b for a, b in zip(u, v)), 3) for v in shown] for u in shown
-        ]
+        similarity = np.round(shown @ shown.T, 3).tolist()
         return {"dim": output.get("dim"), "rows": rows, "similarity": similarity}
 
 

@@ -15,10 +15,10 @@ from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpRespons
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from product.inference import selectors, services
+from product.inference import results, selectors, services
 from product.inference.forms import SubmitForm
 from product.inference.live import StreamLimitReached, Subscription, hub
-from product.inference.models import InferenceRequest
+from product.inference.models import InferenceRequest, RequestStatus
 from product.inference.presenters import sse_event
 from product.inference.specs import REGISTRY, InputError
 from product.quotas.services import LimitExceeded
@@ -64,7 +64,9 @@ def request_list(request: HttpRequest) -> HttpResponse:
 def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
     row = _get_visible(request, request_id)
     spec = REGISTRY.get(row.model)
-    preview = spec.preview(row.inputs, row.output) if spec and row.output else None
+    preview = None
+    if spec and row.status == RequestStatus.SUCCEEDED:
+        preview = spec.preview(row.inputs, row.output or {}, results.request_embeddings(row))
     context = {"req": row, "preview": preview}
     if request.GET.get("partial") == "panel":
         return render(request, "inference/_request_panel.html", context)
