@@ -13,7 +13,7 @@ The rules every statement here keeps:
   itself (a job waits, runs, ends; a cancel or an abort), so its triggers record the same
   events and NOTIFY the same channels, and its tools keep telling the truth. Single-job
   changes call Procrastinate's own SQL functions; the runners' statements make the change of
-  ``procrastinate_fetch_job_v2`` (or finish, retry) on many rows at once.
+  ``procrastinate_fetch_job_v2`` (or finish, hand back) on many rows at once.
 - **SQL lives in ``.sql`` files**, one beside each module, each statement a named block with the
   comments that explain it, loaded once and called by name (``queries.query("fetch_fair")``).
 - **Django's connection, the caller's transaction.** Nothing here opens a connection or a

@@ -1,7 +1,8 @@
-"""How runners end the jobs they took, many per statement: finish, retry, hand back.
+"""How runners end the jobs they took, many per statement: finish, hand back.
 
-Each is Procrastinate's own state change (``procrastinate_finish_job_v1``,
-``procrastinate_retry_job_v2``) made on many rows at once, and fenced: a job no longer
+Each is Procrastinate's own state change (``procrastinate_finish_job_v1``; a hand-back is
+``procrastinate_retry_job_v2`` without a wait or an attempt) made on many rows at once, and
+fenced: a job no longer
 running here (rescued and taken by another runner meanwhile) is skipped and left to that
 runner. Each returns the ids it changed, so the caller writes exactly those jobs' requests.
 """
@@ -9,8 +10,6 @@ runner. Each returns the ids it changed, so the caller writes exactly those jobs
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
 
 from django.db import connection
 
@@ -33,35 +32,6 @@ def finish(*, worker_id: int, outcomes: Iterable[tuple[int, str]]) -> set[int]:
         {
             "ids": [job_id for job_id, _ in outcomes],
             "statuses": [status for _, status in outcomes],
-            "worker_id": worker_id,
-        },
-    )
-
-
-@dataclass(frozen=True)
-class Retry:
-    """Another attempt of a failed job, as its task's retry strategy decided."""
-
-    job_id: int
-    retry_at: datetime | None
-    priority: int | None = None
-    queue: str | None = None
-    lock: str | None = None
-
-
-def retry(*, worker_id: int, retries: Sequence[Retry]) -> set[int]:
-    """Schedule another attempt of many failed jobs (Procrastinate's retry); returns the ids
-    scheduled. A job no longer running here (rescued meanwhile) is skipped."""
-    if not retries:
-        return set()
-    return _changed(
-        "retry",
-        {
-            "ids": [r.job_id for r in retries],
-            "retry_at": [r.retry_at for r in retries],
-            "priorities": [r.priority for r in retries],
-            "queues": [r.queue for r in retries],
-            "locks": [r.lock for r in retries],
             "worker_id": worker_id,
         },
     )
