@@ -4,8 +4,8 @@
 Each round makes ``--requests`` running requests of ``--texts`` texts, finishes them with one
 ``services.requests_finish`` call in one transaction (as the runner does) and commits, once with
 each kind of result, alternating. Reported: wall ms per group, the Python process's and
-PostgreSQL's CPU per text, and ratios. It also times building the COPY stream with numpy in one
-go against packing it row by row in Python.
+PostgreSQL's CPU per text, WAL bytes per text, and ratios. It also times building the COPY
+stream with numpy in one go against packing it row by row in Python.
 
     .venv/bin/python bench/result_writes.py --requests 64 --texts 256 --rounds 5
 """
@@ -69,6 +69,7 @@ def main() -> None:
     for _ in range(options.rounds):
         for name, outcome in (("JSON in output", as_json), ("binary COPY rows", as_rows)):
             requests = running_requests()
+            wal = _wal_position()
             cpu, db_cpu, started = time.process_time(), database_cpu_seconds(), time.perf_counter()
             outcomes = [outcome(r, v) for r, v in zip(requests, vectors)]
             with transaction.atomic():
@@ -76,9 +77,11 @@ def main() -> None:
             wall = time.perf_counter() - started
             cpu = time.process_time() - cpu
             db_after = database_cpu_seconds()
+            wal = _wal_bytes_since(wal)
             assert written == {r.pk for r in requests}
-            row = measured.setdefault(name, {"wall": [], "cpu": [], "db": []})
+            row = measured.setdefault(name, {"wall": [], "cpu": [], "db": [], "wal": []})
             row["wall"].append(wall * 1000)
+            row["wal"].append(wal / texts)
             row["cpu"].append(cpu * 1e6 / texts)
             if db_cpu is not None and db_after is not None:
                 row["db"].append((db_after - db_cpu) * 1e6 / texts)
@@ -94,9 +97,10 @@ def main() -> None:
         m = medians[name]
         db = f", PostgreSQL {m['db']:.1f} µs/text" if "db" in m else ""
         print(f"  {name:<18} {m['wall']:8.1f} ms per group = {texts / m['wall'] * 1000:9,.0f} "
-              f"texts/s; Python {m['cpu']:.1f} µs/text{db}")
+              f"texts/s; Python {m['cpu']:.1f} µs/text{db}; WAL {m['wal']:,.0f} bytes/text")
     old, new = medians["JSON in output"], medians["binary COPY rows"]
-    ratios = f"wall {old['wall'] / new['wall']:.1f}x, Python CPU {old['cpu'] / new['cpu']:.1f}x"
+    ratios = (f"wall {old['wall'] / new['wall']:.1f}x, Python CPU {old['cpu'] / new['cpu']:.1f}x, "
+              f"WAL {old['wal'] / new['wal']:.1f}x")
     if "db" in old and "db" in new:
         ratios += f", PostgreSQL CPU {old['db'] / new['db']:.1f}x"
     print(f"  JSON / binary: {ratios}")
@@ -107,6 +111,23 @@ def main() -> None:
     python_s = _best(lambda: _copy_stream_row_by_row(group))
     print(f"COPY stream of {texts} rows: numpy in one go {numpy_s * 1000:.1f} ms, row by row in "
           f"Python {python_s * 1000:.1f} ms ({python_s / numpy_s:.1f}x)")
+
+
+def _wal_position() -> str:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_current_wal_insert_lsn()")
+        return cursor.fetchone()[0]
+
+
+def _wal_bytes_since(position: str) -> int:
+    """WAL written since ``position`` (by every session: the benchmark runs alone)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), %s)", [position])
+        return int(cursor.fetchone()[0])
 
 
 def _copy_stream_row_by_row(group) -> bytes:

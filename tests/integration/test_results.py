@@ -8,7 +8,7 @@ import io
 
 import numpy as np
 import pytest
-from django.db import connection
+from django.db import DataError, connection, transaction
 
 from product.inference import results, services
 from product.inference.models import InferenceEmbedding, InferenceRequest, RequestStatus
@@ -105,6 +105,24 @@ def test_a_request_run_again_has_each_row_once(alice):
 
     assert InferenceEmbedding.objects.filter(request=request).count() == 3
     np.testing.assert_array_equal(results.embeddings_read(request_id=request.pk), again)
+
+
+def test_an_embedding_postgresql_refuses_undoes_the_whole_write(alice):
+    """pgvector refuses NaN: the group's UPDATE goes with the COPY, so the runner can write
+    the group again job by job and fail only the request whose result was refused."""
+    good, bad = _running(alice, ["good"]), _running(alice, ["bad"])
+    broken = _vectors(1, 2)
+    broken[0, 5] = np.nan
+
+    with pytest.raises(DataError, match="NaN not allowed in vector"), transaction.atomic():
+        services.requests_finish(
+            outcomes=[_succeeded(good, _vectors(1, 1)), _succeeded(bad, broken)]
+        )
+
+    assert set(
+        InferenceRequest.objects.filter(pk__in=[good.pk, bad.pk]).values_list("status", flat=True)
+    ) == {RequestStatus.RUNNING}
+    assert not InferenceEmbedding.objects.filter(request__in=[good, bad]).exists()
 
 
 def test_deleting_a_request_deletes_its_rows_in_the_database(alice):

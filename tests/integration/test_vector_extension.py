@@ -1,9 +1,14 @@
-"""The migration's pgvector step against real servers: one without pgvector (Debian's PostgreSQL
-15 on 127.0.0.1:5432) makes it fail saying what to install; a role that may not enable it is told
-who can. Each test works in a scratch database it drops afterwards."""
+"""The migration's pgvector step against real servers: on one without pgvector (Debian's
+PostgreSQL 15 on 127.0.0.1:5432) the check, and ``manage.py migrate`` itself, fail saying what to
+install; a role that may not enable it is told who can. Each test works in a scratch database it
+drops afterwards."""
 
 import contextlib
+import os
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -11,6 +16,7 @@ from django.conf import settings
 
 from product.inference.vector_extension import VectorExtensionMissing, vector_extension_enable
 
+ROOT = Path(__file__).resolve().parents[2]
 DEBIAN_SERVER = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "test"}
 
 
@@ -28,12 +34,17 @@ def scratch_database(server: dict, *, user: str | None = None):
             admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
-def test_a_server_without_pgvector_fails_with_what_to_install():
+@pytest.fixture
+def server_without_pgvector() -> dict:
     try:
         psycopg.connect(**DEBIAN_SERVER, connect_timeout=3).close()
     except psycopg.OperationalError as error:
         pytest.skip(f"no PostgreSQL without pgvector on 127.0.0.1:5432 ({error})")
-    with scratch_database(DEBIAN_SERVER) as connection:
+    return DEBIAN_SERVER
+
+
+def test_a_server_without_pgvector_fails_with_what_to_install(server_without_pgvector):
+    with scratch_database(server_without_pgvector) as connection:
         major = connection.info.server_version // 10000
 
         with pytest.raises(VectorExtensionMissing) as missing, connection.cursor() as cursor:
@@ -45,6 +56,25 @@ def test_a_server_without_pgvector_fails_with_what_to_install():
     assert "brew install pgvector" in message
     for service in ("Amazon RDS", "Google Cloud SQL", "Azure Database for PostgreSQL", "Neon"):
         assert service in message
+
+
+def test_migrate_on_a_server_without_pgvector_stops_with_that_message(server_without_pgvector):
+    with scratch_database(server_without_pgvector) as connection:
+        info = connection.info
+        url = f"postgres://{info.user}@{info.host}:{info.port}/{info.dbname}"
+        migrate = subprocess.run(
+            [sys.executable, str(ROOT / "manage.py"), "migrate", "--noinput"],
+            env={**os.environ, "DATABASE_URL": url}, capture_output=True, text=True, timeout=300,
+        )
+        applied = connection.execute(
+            "SELECT name FROM django_migrations WHERE app = 'inference' ORDER BY id"
+        ).fetchall()
+
+    assert migrate.returncode == 1
+    assert migrate.stderr.startswith("VectorExtensionMissing: This PostgreSQL")  # No traceback.
+    assert "has no pgvector extension" in migrate.stderr
+    assert "Applying inference.0006_inference_embedding..." in migrate.stdout
+    assert applied[-1] == ("0005_fair_intake_index",)  # 0006 rolled back whole.
 
 
 def _embedded_server() -> dict:

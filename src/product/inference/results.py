@@ -16,7 +16,9 @@ is at submit (no rows yet) or after ``request_requeue``, which deletes its rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import contextlib
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 from django.db import connection
@@ -70,6 +72,14 @@ def _copy_stream(embeddings: Sequence[tuple[int, np.ndarray]]) -> list[memoryvie
     return chunks
 
 
+@contextlib.contextmanager
+def _raw_copy(cursor: Any, statement: Any) -> Iterator[Any]:
+    """psycopg's COPY on the cursor under Django's, its errors raised as Django's (DataError,
+    OperationalError …), as every other statement's are."""
+    with connection.wrap_database_errors, cursor.cursor.copy(statement) as stream:
+        yield stream
+
+
 def embeddings_write(*, embeddings: Iterable[tuple[int, np.ndarray]]) -> None:
     """Store each request's (n, dim) embeddings, row i for input i, in one binary COPY.
 
@@ -79,7 +89,7 @@ def embeddings_write(*, embeddings: Iterable[tuple[int, np.ndarray]]) -> None:
         return
     chunks = _copy_stream(embeddings)
     copy = f"COPY {TABLE} (request_id, position, embedding) FROM STDIN (FORMAT BINARY)"
-    with connection.cursor() as cursor, cursor.cursor.copy(copy) as stream:
+    with connection.cursor() as cursor, _raw_copy(cursor, copy) as stream:
         for chunk in chunks:
             stream.write(chunk)
 
@@ -97,7 +107,7 @@ def embeddings_read(*, request_id: int) -> np.ndarray:
         "COPY (SELECT embedding FROM {table} WHERE request_id = {id} ORDER BY position) "
         "TO STDOUT (FORMAT BINARY)"
     ).format(table=sql.Identifier(TABLE), id=sql.Literal(int(request_id)))
-    with connection.cursor() as cursor, cursor.cursor.copy(query) as stream:
+    with connection.cursor() as cursor, _raw_copy(cursor, query) as stream:
         data = b"".join(stream)
     return _parse_vectors(data)
 
