@@ -248,6 +248,20 @@ def test_the_migration_moves_old_json_results_into_rows(client, alice, auth):
                     "embeddings": [[0.6, 0.8, 0.0], [0.0, 0.28, -0.96]]}
 
 
+def test_migrating_back_puts_the_embeddings_back_into_output(alice):
+    old = [[0.6, 0.8], [-0.28, 0.96]]
+    request = _old_shape(alice, old)
+    migration = importlib.import_module("product.inference.migrations.0007_embeddings_out_of_output")
+
+    with connection.schema_editor() as editor:
+        migration.embeddings_to_rows(None, editor)
+        migration.embeddings_to_output(None, editor)
+
+    request.refresh_from_db()
+    assert request.output == {"dim": 2, "embeddings": old}
+    assert not InferenceEmbedding.objects.filter(request=request).exists()
+
+
 def test_a_result_an_older_runner_wrote_as_json_is_served_the_same(client, alice, auth):
     """During a rolling deploy, a runner of the previous release still writes JSON results."""
     request = _old_shape(alice, [[0.6, 0.8]])
