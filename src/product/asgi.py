@@ -2,14 +2,18 @@
 
 import os
 
+import django
 from django.conf import settings
-from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "product.settings")
+django.setup(set_prefix=False)  # What django.core.asgi.get_asgi_application does first.
 
-django_application = get_asgi_application()
+# Needs Django set up first.
+from product.body_limit import BodyLimit  # noqa: E402
+from product.web_handler import SyncViewsInOneHop  # noqa: E402
+
+# Django's handler, serving sync views in one thread hop (product.web_handler).
+django_application = SyncViewsInOneHop()
 
 # Outermost: a body over the limit is refused before Django reads it (product.body_limit).
-from product.body_limit import BodyLimit  # noqa: E402  (needs Django set up first)
-
 application = BodyLimit(django_application, limit=settings.MAX_REQUEST_BODY_BYTES)

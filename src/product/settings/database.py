@@ -28,11 +28,15 @@ if _pool_size > 0:
         "timeout": _pool_timeout,
         "reconnect_timeout": _pool_timeout,
     }
+    # Django's backend with that pool's check: a connection broken by a database restart is
+    # replaced as it leaves the pool, instead of failing the request that drew it, and the
+    # check costs no round trip (product.postgres).
+    DATABASES["default"]["ENGINE"] = "product.postgres"
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 0)
-# With the pool, a connection is checked as it leaves it: one broken by a database restart is
-# replaced instead of failing the request that drew it.
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # A persistent connection is checked before a request reuses it.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # Seconds to wait for a new database connection: libpq waits forever by default, so while the
 # database's host does not answer at all, requests would hang instead of getting their 503.
 # A connect_timeout given in DATABASE_URL wins.
