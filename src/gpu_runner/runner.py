@@ -50,7 +50,7 @@ from procrastinate.jobs import Job
 from gpu_runner import metrics
 from gpu_runner.batcher import ModelHung
 from gpu_runner.coalesce import Coalescer
-from gpu_runner.db import in_db, until_done
+from gpu_runner.db import DatabaseThread, in_db, until_done
 from gpu_runner.handlers import JobHandler, Run
 from product.queue import intake, outcomes, workers
 from product.queue.backoff import Backoff
@@ -121,6 +121,7 @@ class Runner:
         self.queues = list(queues)
         self.handlers: Mapping[str, JobHandler] = {h.task_name: h for h in handlers}
         self.capacity = capacity
+        self._min_fetch = max(1, capacity // 4)
         self.heartbeat_interval = heartbeat_interval
         self.shutdown_grace = shutdown_grace
         self.rescue = rescue
@@ -133,6 +134,8 @@ class Runner:
         self.hung: ModelHung | None = None  # Set when a forward pass hung: exit non-zero.
         self._held: dict[int, _Held] = {}  # Jobs taken and not yet ended, by id.
         self._held_texts = 0
+        # Outcomes are written in a database thread of their own, beside the one taking jobs.
+        self._store_thread = DatabaseThread("store")
         self._finisher: Coalescer[tuple[_Held, _Outcome], None] = Coalescer(self._persist)
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -196,7 +199,9 @@ class Runner:
             room = self.capacity - len(self._held)
             taken = 0
             self._wake.clear()
-            if room > 0:
+            # A fetch of a few jobs costs about what one of many does: while jobs are held, take
+            # more once a quarter of the room is free (the held ones keep the model busy).
+            if room >= self._min_fetch or (room > 0 and not self._held):
                 try:
                     claimed = await in_db(self._take)(room, self._room_in_texts())
                     backoff.reset()
@@ -238,6 +243,7 @@ class Runner:
         while self._held:  # Their futures' callbacks run on the next turns of the loop.
             await asyncio.sleep(0)
         await self._finisher.wait_idle()
+        await self._store_thread.close()
         for task in side_tasks:
             task.cancel()
         await asyncio.gather(*side_tasks, return_exceptions=True)
@@ -379,7 +385,9 @@ class Runner:
         return [None] * len(finished)
 
     async def _write(self, finished: list[tuple[_Held, _Outcome]]) -> None:
-        await until_done(_write_outcomes, worker_id=self.worker_id, finished=finished)
+        await until_done(
+            _write_outcomes, worker_id=self.worker_id, finished=finished, thread=self._store_thread
+        )
 
     async def _write_failure(self, item: tuple[_Held, _Outcome], error: Exception) -> None:
         held, outcome = item
