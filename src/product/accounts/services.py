@@ -94,11 +94,19 @@ def token_user(secret: str) -> Any:
     return get_user_model().from_db(connection.alias, field_names, user_values)
 
 
+# What an API call needs of its caller: who they are and what they may see. The user's other
+# fields (password hash, names, dates: converting the two timestamps alone cost as much as the
+# rest of the row) stay deferred and load if something reads them.
+_CALLER_FIELDS = ("is_active", "is_staff", "is_superuser")
+
+
 @functools.cache
 def _token_user_query() -> tuple[str, list[str]]:
     """``_TOKEN_USER`` for the user model, and the names of the user fields it reads."""
     users = get_user_model()
-    fields = users._meta.concrete_fields
+    opts = users._meta
+    names = {opts.pk.name, users.USERNAME_FIELD, *_CALLER_FIELDS}
+    fields = [field for field in opts.concrete_fields if field.name in names]
     query = _TOKEN_USER.format(
         user_columns=", ".join(f"users.{connection.ops.quote_name(f.column)}" for f in fields),
         tokens=ApiToken._meta.db_table, users=users._meta.db_table,

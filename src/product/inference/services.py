@@ -91,8 +91,8 @@ def _validated(*, model: str, raw_input: Any, priority: str | None) -> dict:
 
 
 def _admit_and_create(*, user: Any, model: str, texts: list, priority: str) -> InferenceRequest:
-    """Four statements: the quota's two (which reserve the request's id), the job's defer, and
-    the row's INSERT with its job id and NOTIFY. Over a limit, LimitExceeded leaves the
+    """Three statements: the quota's (which also reserves the request's id), the job's defer,
+    and the row's INSERT with its job id and NOTIFY. Over a limit, LimitExceeded leaves the
     transaction before anything is created."""
     request = _unsaved_request(
         id=quotas.submit_admit(user=user, texts=len(texts)),
