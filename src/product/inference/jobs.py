@@ -47,6 +47,19 @@ def defer_run(*, request_id: int, model: str, owner: int, texts: int, priority: 
     )
 
 
+def defer_run_sql(
+    *, model: str, priority: str, source: str, request_id: str, owner: str, texts: str
+) -> tuple[str, dict]:
+    """``defer_run`` as a piece of a statement: one job per row of the caller's CTE ``source``,
+    whose request id, owner and number of texts are the SQL expressions given; the SELECT and
+    its parameters (``queue.jobs.defer_per_row_sql``)."""
+    return queue_jobs.defer_per_row_sql(
+        task_name=RUN_REQUEST_TASK, queue=get_spec(model).queue, priority=JOB_PRIORITY[priority],
+        source=source,
+        args=f"jsonb_build_object('request_id', {request_id}, 'owner', {owner}, 'texts', {texts})",
+    )
+
+
 def cancel_job(job_id: int) -> bool:
     """Cancel a waiting job, or ask the runner to abort it if it is running."""
     return queue_jobs.cancel(job_id)

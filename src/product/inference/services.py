@@ -52,12 +52,17 @@ def _notifying(update: str) -> str:
     """``update`` (an ``UPDATE … RETURNING`` of request rows, with ``%(channel)s`` among its
     parameters) made to NOTIFY web processes of each row it changed, in the same statement:
     one round trip instead of two, and Postgres delivers the notes only if we commit."""
+    return f"WITH changed AS ({update}) {_notes_of('changed')}"
+
+
+def _notes_of(rows: str) -> str:
+    """A SELECT of the request rows CTE ``rows`` gives (with ``id``, ``owner_id`` and ``status``)
+    that NOTIFYs web processes of each, on ``%(channel)s``."""
     return f"""
-        WITH changed AS ({update})
-        SELECT changed.*,
+        SELECT {rows}.*,
                pg_notify(%(channel)s, json_build_object(
-                   'id', changed.id, 'owner', changed.owner_id, 'status', changed.status)::text)
-          FROM changed
+                   'id', {rows}.id, 'owner', {rows}.owner_id, 'status', {rows}.status)::text)
+          FROM {rows}
     """
 
 
@@ -71,16 +76,15 @@ def _update_notifying(update: str, params: dict) -> list[tuple]:
 def request_submit(
     *, user: Any, model: str, raw_input: Any, priority: str | None = None
 ) -> InferenceRequest:
-    """Validate input, write the request row and defer its job in one transaction.
+    """Validate input, write the request row and defer its job in one statement (so one
+    transaction).
 
     ``priority`` is "interactive" or "bulk"; without one it follows the request's size
     (``jobs.choose_priority``). Raises ``specs.InputError`` (and writes nothing) when the
     model, input or priority is invalid, and ``quotas.LimitExceeded`` (nothing written either)
     when the user is over a limit (``product.quotas``).
     """
-    submit = _validated(model=model, raw_input=raw_input, priority=priority)
-    with transaction.atomic():
-        return _admit_and_create(user=user, **submit)
+    return _admit_and_create(user=user, **_validated(model=model, raw_input=raw_input, priority=priority))
 
 
 def _validated(*, model: str, raw_input: Any, priority: str | None) -> dict:
@@ -91,15 +95,34 @@ def _validated(*, model: str, raw_input: Any, priority: str | None) -> dict:
 
 
 def _admit_and_create(*, user: Any, model: str, texts: list, priority: str) -> InferenceRequest:
-    """Three statements: the quota's (which also reserves the request's id), the job's defer,
-    and the row's INSERT with its job id and NOTIFY. Over a limit, LimitExceeded leaves the
-    transaction before anything is created."""
+    """One statement, so one transaction with no BEGIN or COMMIT round trip: the quota's
+    admission (which reserves the request's id as ``admitted.id``), the job's defer, and the
+    row's INSERT with its job id and NOTIFY. The web's CPU per one-text submit went from six
+    round trips' worth to one's (bench/web_cost.py). Over a limit, LimitExceeded: nothing
+    was written."""
     request = _unsaved_request(
-        id=quotas.submit_admit(user=user, texts=len(texts)),
         owner_id=user.pk, model=model, inputs=texts, item_count=len(texts), priority=priority,
     )
-    request.job_id = _defer(request)
-    _insert_notifying(request)
+    defer, defer_params = jobs.defer_run_sql(
+        model=model, priority=priority, source="admitted", request_id="admitted.id",
+        owner="%(row_owner_id)s::bigint", texts="%(row_item_count)s::int",
+    )
+    insert, given, filled = _insert_statement()
+    params = {
+        f"row_{field.attname}": field.get_db_prep_save(getattr(request, field.attname), connection)
+        for field in given
+    }
+    (row,) = quotas.submit_admit(
+        user=user, texts=len(texts),
+        then=f", job AS ({defer}), created AS ({insert}) {_notes_of('created')}",
+        params={**params, **defer_params, "channel": settings.INFERENCE_STATUS_CHANNEL},
+    )
+    request.pk, request.job_id = row[0], row[1]
+    for field, value in zip(filled, row[4:]):
+        if hasattr(field, "from_db_value"):
+            value = field.from_db_value(value, None, connection)
+        setattr(request, field.attname, value)
+    request._state.adding, request._state.db = False, connection.alias
     return request
 
 
@@ -113,38 +136,27 @@ def _unsaved_request(**values: Any) -> InferenceRequest:
     ))
 
 
-def _insert_notifying(request: InferenceRequest) -> None:
-    """INSERT ``request`` (its id given) and NOTIFY web processes of it, in one statement; the
-    columns the database fills (``db_default``) are read back into it.
-
-    Written out rather than ``objects.create``: the ORM's compiling of the INSERT cost more of
-    the web's CPU than PostgreSQL spends running it (bench/web_cost.py)."""
-    insert, given, filled = _insert_statement()
-    params = {
-        field.attname: field.get_db_prep_save(getattr(request, field.attname), connection)
-        for field in given
-    }
-    (row,) = _update_notifying(insert, params)
-    for field, value in zip(filled, row[3:]):
-        if hasattr(field, "from_db_value"):
-            value = field.from_db_value(value, None, connection)
-        setattr(request, field.attname, value)
-    request._state.adding, request._state.db = False, connection.alias
-
-
 @functools.cache
 def _insert_statement() -> tuple[str, list, list]:
-    """The request INSERT (``RETURNING id, owner_id, status`` and what the database fills, for
-    ``_notifying``), the fields it is given and those it reads back."""
+    """The request's INSERT for ``_admit_and_create``: its id from CTE ``admitted``, its job's
+    from ``job``, every other column a parameter named ``row_<field>``; RETURNING ``id``,
+    ``job_id``, ``owner_id``, ``status`` and the columns the database fills (``db_default``).
+    Also the fields given as parameters and those read back.
+
+    Written out rather than ``objects.create``: the ORM's compiling of the INSERT cost more of
+    the web's CPU than PostgreSQL spends running it."""
     fields = InferenceRequest._meta.concrete_fields
-    given = [field for field in fields if field.db_default is NOT_PROVIDED]
+    from_ctes = {"id": "admitted.id", "job_id": "job.id"}
+    written = [field for field in fields if field.db_default is NOT_PROVIDED]
+    given = [field for field in written if field.attname not in from_ctes]
     filled = [field for field in fields if field.db_default is not NOT_PROVIDED]
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in given)
-    values = ", ".join(f"%({field.attname})s" for field in given)
-    returning = ", ".join(f"r.{connection.ops.quote_name(field.column)}" for field in filled)
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(field.column) for field in written)
+    values = ", ".join(from_ctes.get(field.attname, f"%(row_{field.attname})s") for field in written)
+    returning = "".join(f", r.{quote(field.column)}" for field in filled)
     insert = (
-        f"INSERT INTO {TABLE} AS r ({columns}) VALUES ({values}) "
-        f"RETURNING r.id, r.owner_id, r.status{', ' if filled else ''}{returning}"
+        f"INSERT INTO {TABLE} AS r ({columns}) SELECT {values} FROM admitted, job "
+        f"RETURNING r.id, r.job_id, r.owner_id, r.status{returning}"
     )
     return insert, given, filled
 

@@ -44,3 +44,16 @@ def lock(job_id: int) -> None:
     request lock the job first (the runner's order), so they can never deadlock."""
     with connection.cursor() as cursor:
         cursor.execute(query("lock_job"), {"job_id": job_id})
+
+
+def defer_per_row_sql(
+    *, task_name: str, queue: str, priority: int, source: str, args: str
+) -> tuple[str, dict]:
+    """A SELECT that defers one job per row of the caller's CTE ``source`` with ``args`` (SQL,
+    a jsonb expression over its columns), for a CTE of the caller's own statement, and the
+    parameters it needs (named ``queue``, ``task_name`` and ``priority``: the caller's must not
+    clash). Each new job's id is its column ``id``."""
+    return (
+        query("defer_job_per_row", source=source, args=args),
+        {"task_name": task_name, "queue": queue, "priority": priority},
+    )

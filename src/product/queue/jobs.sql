@@ -19,3 +19,15 @@ SELECT procrastinate_cancel_job_v1(%(job_id)s, true, false);
 
 -- name: lock_job
 SELECT 1 FROM procrastinate_jobs WHERE id = %(job_id)s FOR UPDATE;
+
+-- name: defer_job_per_row
+-- Procrastinate's defer as a piece of the caller's statement: one job for each row of the
+-- caller's CTE /* slot: source */, with the arguments /* slot: args */ (a jsonb expression over
+-- that CTE's columns), so the rows the jobs are for and the jobs are written by one statement
+-- (the web's submit). Gives each new job's id as `id`. The INSERT fires the same triggers as
+-- defer_job (the 'deferred' event, the NOTIFY on the queue, delivered at commit).
+SELECT (procrastinate_defer_jobs_v1(ARRAY[
+           ROW(%(queue)s, %(task_name)s, %(priority)s, NULL, NULL, /* slot: args */, NULL)
+               ::procrastinate_job_to_defer_v1
+       ]))[1] AS id
+  FROM /* slot: source */;

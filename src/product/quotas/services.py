@@ -1,19 +1,23 @@
 """Admission of submits against a user's limits.
 
-``submit_admit`` runs inside the submit's transaction, before anything is created. It takes a
-token from the user's bucket with one conditional UPDATE of their quota row, which also locks
-that row: a user's concurrent submits take turns from there to their commit. The same statement
-counts the user's queued texts, in its RETURNING, by calling ``quota_queued_texts`` (migration
-0002): a VOLATILE function's query takes a snapshot of its own, after the lock is held, so the
-count already includes the texts of the submits that committed while this one waited, as a
-second statement's would. Over a limit it raises ``LimitExceeded``; the caller's rollback then
-returns the token too, so a refused submit costs nothing. Every time comes from PostgreSQL's
-clock.
+``submit_admit`` admits a submit and creates what it is for in one statement: a conditional
+UPDATE of the user's quota row takes a token from their bucket only if the user has one, the
+request alone fits their queued-texts limit, and their queued texts plus its own do too; the
+caller's SQL, in the same statement, then writes the request (and its job) for the row the
+UPDATE gave. One statement is one transaction: a refused submit changes nothing (no token is
+taken), an admitted one is written whole or not at all, with no BEGIN or COMMIT round trip.
 
-An admitted submit also gets the id its request will have, drawn from the request table's
-sequence by that statement: its job can then be deferred before the row is written, and the row
-written once, with its job, instead of written and updated. One round trip in all, where it took
-two, and a row version fewer per submit.
+The UPDATE locks the quota row, so a user's concurrent submits take turns. The queued texts are
+counted by ``quota_queued_texts`` (migration 0002): a VOLATILE function's query takes a
+snapshot of its own when it is called, and when the row was changed by a submit that committed
+after this statement began (one that held the lock meanwhile), PostgreSQL re-checks the
+condition on the new row, calling the function again: the count then includes that submit's
+texts, as a statement after the lock would. A refused submit reads why in a second statement
+(rate, size, or queued texts, with the numbers), so refusals cost a round trip more. Every time
+comes from PostgreSQL's clock.
+
+The UPDATE also reserves the id the request will have (``nextval`` of its table's sequence), so
+its job can be deferred before the row is written, and the row written once, with its job.
 """
 
 from __future__ import annotations
@@ -51,21 +55,26 @@ class LimitExceeded(Exception):
         return "rate_limited" if self.limit == "submits_per_minute" else "quota_exceeded"
 
 
-_TAKE_TOKEN = f"""
-UPDATE {QUOTA_TABLE} AS q
-   SET bucket_tokens = {refilled_tokens_sql()} - 1, bucket_updated_at = clock_timestamp()
- WHERE q.user_id = %(user)s AND {refilled_tokens_sql()} >= 1
-RETURNING COALESCE(q.max_queued_texts, %(max_queued_texts)s), quota_queued_texts(q.user_id),
-          nextval(pg_get_serial_sequence('{REQUEST_TABLE}', 'id'))
+_ADMIT = f"""
+WITH admitted AS (
+    UPDATE {QUOTA_TABLE} AS q
+       SET bucket_tokens = {refilled_tokens_sql()} - 1, bucket_updated_at = clock_timestamp()
+     WHERE q.user_id = %(user)s AND {refilled_tokens_sql()} >= 1
+       AND %(texts)s + quota_queued_texts(q.user_id)
+           <= COALESCE(q.max_queued_texts, %(max_queued_texts)s)
+    RETURNING nextval(pg_get_serial_sequence('{REQUEST_TABLE}', 'id')) AS id
+)
 """
 _CREATE_ROW = f"INSERT INTO {QUOTA_TABLE} (user_id) VALUES (%(user)s) ON CONFLICT DO NOTHING"
 _LOCK_ROW = (
     f"INSERT INTO {QUOTA_TABLE} (user_id) VALUES (%(user)s) "
     "ON CONFLICT (user_id) DO UPDATE SET user_id = EXCLUDED.user_id"
 )
-_BUCKET = f"""
+# Why a submit was refused: its user's bucket and limits, and queued texts, now.
+_STANDING = f"""
 SELECT {refilled_tokens_sql()}, COALESCE(q.submits_per_minute, %(submits_per_minute)s),
-       COALESCE(q.submit_burst, %(submit_burst)s)
+       COALESCE(q.submit_burst, %(submit_burst)s),
+       COALESCE(q.max_queued_texts, %(max_queued_texts)s), quota_queued_texts(q.user_id)
   FROM {QUOTA_TABLE} AS q WHERE q.user_id = %(user)s
 """
 
@@ -78,53 +87,59 @@ def quota_lock(*, user: Any) -> None:
         cursor.execute(_LOCK_ROW, {"user": user.pk})
 
 
-def submit_admit(*, user: Any, texts: int) -> int:
-    """Admit one submit of ``texts`` texts by ``user`` and return the id reserved for its
-    request, or raise ``LimitExceeded``.
+def submit_admit(*, user: Any, texts: int, then: str, params: dict) -> list[tuple]:
+    """Admit one submit of ``texts`` texts by ``user`` and run ``then`` in the same statement;
+    return its rows, or raise ``LimitExceeded`` (and nothing was written).
 
-    Call it in the submit's transaction before creating anything: it takes a token from the
-    user's bucket and holds their quota row locked until the commit."""
-    _require_transaction()
-    params = {**default_limits(), "user": user.pk}
+    ``then`` is the rest of a statement that begins ``WITH admitted AS (...)``: one row with the
+    ``id`` reserved for the request when the submit is admitted, none when it is refused. It
+    goes on with more CTEs (``, created AS (INSERT ...)``) and ends with a SELECT that gives at
+    least one row when ``admitted`` has one. ``params`` are its parameters; ``user``, ``texts``
+    and the limits' names are taken."""
+    params = {**params, **default_limits(), "user": user.pk, "texts": texts}
     with connection.cursor() as cursor:
-        taken = _take_token(cursor, params)
-        if taken is None:
+        while True:
+            cursor.execute(_ADMIT + then, params)
+            rows = cursor.fetchall()
+            if rows:
+                return rows
             cursor.execute(_CREATE_ROW, params)  # First submit ever: a full bucket.
-            taken = _take_token(cursor, params)
-        if taken is None:
-            raise _rate_limited(cursor, params)
-        max_queued, queued, request_id = taken
-        if texts > max_queued:
-            raise LimitExceeded(
-                limit="max_queued_texts", retry_after=None,
-                message=(
-                    f"quota exceeded: this request has {texts} texts, more than the "
-                    f"{max_queued} texts you may have queued at once (max_queued_texts); "
-                    "split it into smaller requests."
-                ),
-            )
-        if queued + texts > max_queued:
-            raise LimitExceeded(
-                limit="max_queued_texts", retry_after=QUEUED_TEXTS_RETRY_AFTER,
-                message=(
-                    f"quota exceeded: you may have at most {max_queued} texts queued or "
-                    f"running (max_queued_texts); you have {queued} and this request adds "
-                    f"{texts}. Try again when some have finished."
-                ),
-            )
-    return request_id
+            if cursor.rowcount:
+                continue
+            refused = _refusal(cursor, params, texts)
+            if refused is not None:
+                raise refused
+            # Nothing refuses it now: tokens refilled, or texts finished, since the UPDATE.
 
 
-def _take_token(cursor, params: dict) -> tuple[int, int, int] | None:
-    """(the user's queued-texts limit, their queued texts, a request id) if a token was taken;
-    None if the bucket is empty or the user has no quota row yet."""
-    cursor.execute(_TAKE_TOKEN, params)
-    return cursor.fetchone()
+def _refusal(cursor, params: dict, texts: int) -> LimitExceeded | None:
+    """The limit a submit of ``texts`` texts is over now, if any."""
+    cursor.execute(_STANDING, params)
+    tokens, rate, burst, max_queued, queued = cursor.fetchone()
+    if tokens < 1:
+        return _rate_limited(tokens, rate, burst)
+    if texts > max_queued:
+        return LimitExceeded(
+            limit="max_queued_texts", retry_after=None,
+            message=(
+                f"quota exceeded: this request has {texts} texts, more than the "
+                f"{max_queued} texts you may have queued at once (max_queued_texts); "
+                "split it into smaller requests."
+            ),
+        )
+    if queued + texts > max_queued:
+        return LimitExceeded(
+            limit="max_queued_texts", retry_after=QUEUED_TEXTS_RETRY_AFTER,
+            message=(
+                f"quota exceeded: you may have at most {max_queued} texts queued or "
+                f"running (max_queued_texts); you have {queued} and this request adds "
+                f"{texts}. Try again when some have finished."
+            ),
+        )
+    return None
 
 
-def _rate_limited(cursor, params: dict) -> LimitExceeded:
-    cursor.execute(_BUCKET, params)
-    tokens, rate, burst = cursor.fetchone()
+def _rate_limited(tokens: float, rate: int, burst: int) -> LimitExceeded:
     limits = f"{rate} submits per minute, bursts of {burst} (submits_per_minute)"
     if rate <= 0 or burst < 1:
         return LimitExceeded(
