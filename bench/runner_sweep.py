@@ -355,13 +355,13 @@ def difference(after: dict[str, Counter], before: dict[str, Counter]) -> dict[st
 
 # What each of this database's other client backends is doing, and for one waiting for a lock,
 # the statement (or, idle in its transaction, the last statement) of the first backend it waits
-# behind.
+# behind. LIMIT 1: under load that lookup has returned two rows for one pid.
 SAMPLE_ACTIVITY = """
 SELECT a.state, coalesce(a.wait_event_type || ':' || a.wait_event, 'on CPU'),
        left(regexp_replace(a.query, '\\s+', ' ', 'g'), %(chars)s),
        CASE WHEN a.wait_event_type = 'Lock' THEN (
            SELECT left(regexp_replace(b.query, '\\s+', ' ', 'g'), %(chars)s)
-             FROM pg_stat_activity AS b WHERE b.pid = (pg_blocking_pids(a.pid))[1])
+             FROM pg_stat_activity AS b WHERE b.pid = (pg_blocking_pids(a.pid))[1] LIMIT 1)
        END
   FROM pg_stat_activity AS a
  WHERE a.datname = current_database() AND a.backend_type = 'client backend'
