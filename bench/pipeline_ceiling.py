@@ -24,7 +24,7 @@ mean), the CPU milliseconds per text of each process, and the issue's goals besi
     .venv/bin/python bench/pipeline_ceiling.py
     .venv/bin/python bench/pipeline_ceiling.py --bulk 200 --bulk-size 256 --single 8000 --jobs 50000
     .venv/bin/python bench/pipeline_ceiling.py --users 1   # one user, as bench/served_throughput.py
-    .venv/bin/python bench/pipeline_ceiling.py --py-spy /tmp/profiles   # flame graphs (py-spy record)
+    .venv/bin/python bench/pipeline_ceiling.py --py-spy /tmp/profiles   # profiles (py-spy, collapsed stacks) and their hot spots
 
 With ``--py-spy DIR`` the figures include py-spy's own load on the machine: compare figures
 from runs without it.
@@ -36,6 +36,7 @@ import argparse
 import http.client
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -44,6 +45,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -76,7 +78,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=20000, help="One-text jobs without HTTP (load 3).")
     parser.add_argument("--tokeniser-batch", type=int, default=256, help="Texts per prepare call.")
     parser.add_argument("--py-spy", type=Path, metavar="DIR",
-                        help="Record flame graphs of the runner in loads 1 and 3, the web in load 2.")
+                        help="Profile (py-spy, collapsed stacks; hot spots printed) the runner in loads 1 and 3, the web in load 2.")
     options = parser.parse_args()
     options.users = options.users or options.clients
     # Child processes run this tree's code, whatever else is installed.
@@ -162,7 +164,7 @@ def main() -> None:
             f"{process} {seconds * 1000 / result['texts']:.3f}"
             for process, seconds in result["cpu"].items() if seconds is not None))
     if options.py_spy:
-        print(f"py-spy flame graphs in {options.py_spy} (these figures include py-spy's load)")
+        print(f"py-spy profiles (collapsed stacks, for speedscope or flamegraph.pl) in {options.py_spy} (these figures include py-spy's load)")
 
 
 def tokeniser_rate(model, texts: list[str], batch_size: int, *, seconds: float = 3.0) -> dict:
@@ -278,7 +280,7 @@ class Submitter:
 
 @contextmanager
 def profiled(directory: Path | None, name: str, pid: int):
-    """With ``directory``, record a py-spy flame graph of ``pid`` while the block runs."""
+    """With ``directory``, profile ``pid`` with py-spy (collapsed stacks) while the block runs."""
     if directory is None:
         yield
         return
@@ -287,8 +289,8 @@ def profiled(directory: Path | None, name: str, pid: int):
     spy = subprocess.Popen(
         # Without pausing the process for each sample (py-spy's default), which slows a busy
         # web process several times over.
-        [py_spy, "record", "--nonblocking", "--pid", str(pid),
-         "--output", str(directory / f"{name}.svg")],
+        [py_spy, "record", "--nonblocking", "--format", "raw", "--pid", str(pid),
+         "--output", str(directory / f"{name}.folded")],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     time.sleep(1)  # py-spy attaches.
@@ -297,6 +299,35 @@ def profiled(directory: Path | None, name: str, pid: int):
     finally:
         spy.send_signal(signal.SIGINT)
         spy.wait(60)
+        print_hot_spots(directory / f"{name}.folded")
+
+
+OWN_CODE = re.compile(r"\((gpu_runner|product|bench)/|\(ceiling_runner")
+
+
+def print_hot_spots(folded: Path, *, top: int = 12) -> None:
+    """The functions holding most of a profile's samples, inclusive and on top of the stack,
+    from py-spy's collapsed stacks (one line per stack: ``frame;frame;... count``)."""
+    inclusive: Counter = Counter()
+    own: Counter = Counter()
+    total = 0
+    for line in folded.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = [re.sub(r":\d+\)$", ")", re.sub(r" \(.*/(src|site-packages|python3[.0-9]*)/", " (", frame))
+                  for frame in stack.split(";")]
+        samples = int(count)
+        total += samples
+        own[frames[-1]] += samples
+        for frame in set(frames):
+            if OWN_CODE.search(frame):
+                inclusive[frame] += samples
+    if not total:
+        return
+    print(f"{folded.name}: {total} samples")
+    for title, counts in (("inclusive, this project's functions", inclusive), ("on top", own)):
+        print(f"  {title}:")
+        for frame, samples in counts.most_common(top):
+            print(f"    {samples / total:6.1%}  {frame}")
 
 
 if __name__ == "__main__":
