@@ -24,7 +24,7 @@ mean), the CPU milliseconds per text of each process, and the issue's goals besi
     .venv/bin/python bench/pipeline_ceiling.py
     .venv/bin/python bench/pipeline_ceiling.py --bulk 200 --bulk-size 256 --single 8000 --jobs 50000
     .venv/bin/python bench/pipeline_ceiling.py --users 1   # one user, as bench/served_throughput.py
-    .venv/bin/python bench/pipeline_ceiling.py --py-spy /tmp/profiles   # profiles (py-spy, collapsed stacks) and their hot spots
+    .venv/bin/python bench/pipeline_ceiling.py --py-spy /tmp/profiles   # py-spy profiles, hot spots
 
 With ``--py-spy DIR`` the figures include py-spy's own load on the machine: compare figures
 from runs without it.
@@ -78,7 +78,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=20000, help="One-text jobs without HTTP (load 3).")
     parser.add_argument("--tokeniser-batch", type=int, default=256, help="Texts per prepare call.")
     parser.add_argument("--py-spy", type=Path, metavar="DIR",
-                        help="Profile (py-spy, collapsed stacks; hot spots printed) the runner in loads 1 and 3, the web in load 2.")
+                        help="Profile the runner in loads 1 and 3 and the web in load 2 with "
+                             "py-spy (collapsed stacks) and print their hot spots.")
     options = parser.parse_args()
     options.users = options.users or options.clients
     # Child processes run this tree's code, whatever else is installed.
@@ -164,7 +165,8 @@ def main() -> None:
             f"{process} {seconds * 1000 / result['texts']:.3f}"
             for process, seconds in result["cpu"].items() if seconds is not None))
     if options.py_spy:
-        print(f"py-spy profiles (collapsed stacks, for speedscope or flamegraph.pl) in {options.py_spy} (these figures include py-spy's load)")
+        print(f"py-spy profiles (collapsed stacks, for speedscope or flamegraph.pl) in "
+              f"{options.py_spy} (these figures include py-spy's load)")
 
 
 def tokeniser_rate(model, texts: list[str], batch_size: int, *, seconds: float = 3.0) -> dict:
@@ -305,16 +307,24 @@ def profiled(directory: Path | None, name: str, pid: int):
 OWN_CODE = re.compile(r"\((gpu_runner|product|bench)/|\(ceiling_runner")
 
 
+def _short_frame(frame: str) -> str:
+    """``function (path/to/module.py:line)`` as ``function (package/module.py)``."""
+    frame = re.sub(r" \(.*/(src|site-packages|python3[.0-9]*)/", " (", frame)
+    return re.sub(r":\d+\)$", ")", frame)
+
+
 def print_hot_spots(folded: Path, *, top: int = 12) -> None:
     """The functions holding most of a profile's samples, inclusive and on top of the stack,
     from py-spy's collapsed stacks (one line per stack: ``frame;frame;... count``)."""
     inclusive: Counter = Counter()
     own: Counter = Counter()
     total = 0
+    if not folded.exists():  # py-spy could not attach; its figures are simply missing.
+        print(f"{folded.name}: no profile recorded")
+        return
     for line in folded.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        frames = [re.sub(r":\d+\)$", ")", re.sub(r" \(.*/(src|site-packages|python3[.0-9]*)/", " (", frame))
-                  for frame in stack.split(";")]
+        frames = [_short_frame(frame) for frame in stack.split(";")]
         samples = int(count)
         total += samples
         own[frames[-1]] += samples
