@@ -1,5 +1,9 @@
-"""A person in a real headless Chromium: sign in, submit, and watch the result arrive."""
+"""A person in a real headless Chromium: sign in, submit, watch the result arrive, and
+download it."""
 
+import os
+
+import numpy as np
 import pytest
 
 from tests.conftest import CHROMIUM
@@ -14,6 +18,11 @@ CHROMIUM_ARGS = [
 ]
 
 
+# Where the finished request page's screenshot goes (for people reviewing a change); a
+# temporary file if unset.
+SCREENSHOT = os.environ.get("REQUEST_PAGE_SCREENSHOT")
+
+
 @pytest.fixture
 def page():
     from playwright.sync_api import sync_playwright
@@ -22,7 +31,7 @@ def page():
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
         )
-        page = browser.new_page()
+        page = browser.new_page(accept_downloads=True)
         page.set_default_timeout(60_000)
         yield page
         browser.close()
@@ -70,3 +79,9 @@ def test_sign_in_submit_and_the_result_appears_without_a_reload(web, alice, page
     assert page.locator("#request-status").inner_text() == "Succeeded"
     assert page.locator("#result-preview table.vectors tbody tr").count() == 3
     assert page.locator("#result-preview table.similarity").is_visible()
+    page.screenshot(path=SCREENSHOT or str(tmp_path / "request.png"), full_page=True)
+
+    with page.expect_download() as download:
+        page.click("text=Download .npy")
+    array = np.load(download.value.path())
+    assert array.shape == (3, 384) and array.dtype == np.float32
