@@ -85,3 +85,40 @@ def test_sign_in_submit_and_the_result_appears_without_a_reload(web, alice, page
         page.click("text=Download .npy")
     array = np.load(download.value.path())
     assert array.shape == (3, 384) and array.dtype == np.float32
+
+
+def test_a_running_bulk_requests_progress_bar_advances_without_a_reload(web, alice, page, tmp_path):
+    page.goto(f"{web}/accounts/login/?next=/requests/")
+    page.fill("input[name=username]", "alice")
+    page.fill("input[name=password]", "alice-Secret-123")
+    page.click("button[type=submit]")
+    page.wait_for_url("**/requests/")
+
+    # Long texts in small batches: the request runs for seconds, in many forward passes.
+    words = "the quick brown fox jumps over the lazy dog while rain falls on the old town"
+    lines = [f"{n}: {words} " * 8 for n in range(256)]
+    page.fill("textarea[name=text]", "\n".join(lines))
+    page.click("#submit-form button[type=submit]")
+    page.wait_for_url("**/requests/*/")
+    page.evaluate("window.__sameDocument = true")
+    # Every value the progress bar shows, as the page redraws it.
+    page.evaluate("""() => {
+        window.__progress = [];
+        new MutationObserver(() => {
+            const bar = document.querySelector("progress");
+            if (bar && window.__progress.at(-1) !== bar.value) window.__progress.push(bar.value);
+        }).observe(document.body, {childList: true, subtree: true});
+    }""")
+
+    runner = start_runner(tmp_path, GPU_RUNNER_MAX_BATCH_SIZE="8")
+    try:
+        page.locator("#result-preview").wait_for(state="visible")
+    finally:
+        runner.terminate()
+
+    seen = page.evaluate("window.__progress")
+    assert page.evaluate("window.__sameDocument") is True
+    assert page.locator("#request-status").inner_text() == "Succeeded"
+    # The bar showed at least two values on the way, each further than the one before.
+    assert len(seen) >= 2 and all(0 < value < 256 for value in seen), seen
+    assert seen == sorted(seen) and len(set(seen)) == len(seen), seen

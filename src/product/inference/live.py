@@ -1,7 +1,8 @@
 """Live status for browsers: one LISTEN connection per web process, routed to streams.
 
 The runner and the services NOTIFY ``settings.INFERENCE_STATUS_CHANNEL`` when a request
-changes, with ``{"id", "owner", "status"}``. Each web process holds a single async connection
+changes, with ``{"id", "owner", "status"}`` (and ``"done"``, the inputs finished, when a
+running request reports progress). Each web process holds a single async connection
 listening on it and hands each notification to the open Server-Sent Events streams of the
 request's owner, and to those of users who see every request; no stream scans the others'.
 An open stream holds no database connection of its own (the views give theirs back before

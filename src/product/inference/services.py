@@ -48,28 +48,34 @@ def _notify(request: InferenceRequest) -> None:
         cursor.execute("SELECT pg_notify(%s, %s)", [settings.INFERENCE_STATUS_CHANNEL, payload])
 
 
-def _notifying(update: str) -> str:
+def _notifying(update: str, *, progress: bool = False) -> str:
     """``update`` (an ``UPDATE … RETURNING`` of request rows, with ``%(channel)s`` among its
     parameters) made to NOTIFY web processes of each row it changed, in the same statement:
     one round trip instead of two, and Postgres delivers the notes only if we commit."""
-    return f"WITH changed AS ({update}) {_notes_of('changed')}"
+    return f"WITH changed AS ({update}) {_notes_of('changed', progress=progress)}"
 
 
-def _notes_of(rows: str) -> str:
+def _notes_of(rows: str, *, progress: bool = False) -> str:
     """A SELECT of the request rows CTE ``rows`` gives (with ``id``, ``owner_id`` and ``status``)
-    that NOTIFYs web processes of each, on ``%(channel)s``."""
+    that NOTIFYs web processes of each, on ``%(channel)s``. A ``progress`` note also says how
+    many inputs are done (``rows`` has ``items_done``), so a page showing the progress of a
+    running request redraws although its status has not changed."""
+    done = f", 'done', {rows}.items_done" if progress else ""
     return f"""
         SELECT {rows}.*,
                pg_notify(%(channel)s, json_build_object(
-                   'id', {rows}.id, 'owner', {rows}.owner_id, 'status', {rows}.status)::text)
+                   'id', {rows}.id, 'owner', {rows}.owner_id, 'status', {rows}.status{done})::text)
           FROM {rows}
     """
 
 
-def _update_notifying(update: str, params: dict) -> list[tuple]:
+def _update_notifying(update: str, params: dict, *, progress: bool = False) -> list[tuple]:
     """Run ``update`` (``RETURNING r.id, …``) with its notes; the rows it changed."""
     with connection.cursor() as cursor:
-        cursor.execute(_notifying(update), {**params, "channel": settings.INFERENCE_STATUS_CHANNEL})
+        cursor.execute(
+            _notifying(update, progress=progress),
+            {**params, "channel": settings.INFERENCE_STATUS_CHANNEL},
+        )
         return cursor.fetchall()
 
 
@@ -367,9 +373,10 @@ def requests_progress(*, progress: Iterable[tuple[Claim, int]]) -> None:
           FROM unnest(%(ids)s::bigint[], %(job_ids)s::bigint[], %(done)s::int[])
                AS p(id, job_id, done)
          WHERE r.id = p.id AND r.job_id = p.job_id AND r.status = 'running'
-        RETURNING r.id, r.owner_id, r.status
+        RETURNING r.id, r.owner_id, r.status, r.items_done
         """,
         {**_claimed(claim for claim, _ in progress), "done": [done for _, done in progress]},
+        progress=True,
     )
 
 

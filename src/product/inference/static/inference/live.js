@@ -1,5 +1,7 @@
 // Live status: each element with data-live-source listens to a Server-Sent Events stream and,
-// when a status event arrives, re-renders its target from the server (no page reload).
+// when a status event arrives, re-renders its target from the server (no page reload). A page
+// of one request redraws when its status changes or when a running request reports progress
+// (an event with "done", the inputs finished so far).
 (function () {
   "use strict";
 
@@ -36,7 +38,7 @@
       const source = new EventSource(section.dataset.liveSource);
       source.addEventListener("status", (event) => {
         const data = JSON.parse(event.data);
-        if (shownStatus === null || data.status !== shownStatus) refresh();
+        if (shownStatus === null || data.status !== shownStatus || data.done !== undefined) refresh();
       });
       // The server lost and regained its database listener: re-read, something may have changed.
       source.addEventListener("resync", refresh);
