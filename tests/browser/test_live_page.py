@@ -6,44 +6,14 @@ import os
 import numpy as np
 import pytest
 
-from tests.conftest import CHROMIUM
-from tests.support.processes import start_runner, start_web
+from tests.browser.conftest import sign_in
+from tests.support.processes import start_runner
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.usefixtures("clean_queue")]
-
-# Flags for a closed network and running as root (see docs/operations.md).
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-
 
 # Where the finished request page's screenshot goes (for people reviewing a change); a
 # temporary file if unset.
 SCREENSHOT = os.environ.get("REQUEST_PAGE_SCREENSHOT")
-
-
-@pytest.fixture
-def page():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        page = browser.new_page(accept_downloads=True)
-        page.set_default_timeout(60_000)
-        yield page
-        browser.close()
-
-
-@pytest.fixture(scope="module")
-def web(django_db_setup, tmp_path_factory):
-    """Only the web process: the runner starts once the page is open, so the result can only
-    reach the page by being pushed to it."""
-    process, base_url = start_web(tmp_path_factory.mktemp("web"))
-    yield base_url
-    process.terminate()
 
 
 @pytest.fixture
@@ -56,11 +26,7 @@ def alice(make_user):
 def test_sign_in_submit_and_the_result_appears_without_a_reload(web, alice, page, tmp_path):
     page.goto(f"{web}/requests/")
     assert "/accounts/login/" in page.url
-
-    page.fill("input[name=username]", "alice")
-    page.fill("input[name=password]", "alice-Secret-123")
-    page.click("button[type=submit]")
-    page.wait_for_url("**/requests/")
+    sign_in(page, web, "alice")
 
     page.fill("textarea[name=text]", "A cat sits on the mat.\nA kitten rests on a rug.\nInterest rates rose.")
     page.click("#submit-form button[type=submit]")
@@ -88,11 +54,7 @@ def test_sign_in_submit_and_the_result_appears_without_a_reload(web, alice, page
 
 
 def test_a_running_bulk_requests_progress_bar_advances_without_a_reload(web, alice, page, tmp_path):
-    page.goto(f"{web}/accounts/login/?next=/requests/")
-    page.fill("input[name=username]", "alice")
-    page.fill("input[name=password]", "alice-Secret-123")
-    page.click("button[type=submit]")
-    page.wait_for_url("**/requests/")
+    sign_in(page, web, "alice")
 
     # Long texts in small batches: the request runs for seconds, in many forward passes.
     words = "the quick brown fox jumps over the lazy dog while rain falls on the old town"

@@ -9,7 +9,7 @@ import pytest
 
 from product.inference import services
 from product.inference.specs import MINILM
-from tests.browser.test_live_page import page  # noqa: F401  (the Chromium page fixture)
+from tests.browser.conftest import sign_in
 from tests.support.processes import start_web
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.usefixtures("clean_queue")]
@@ -33,13 +33,9 @@ def watched(make_user, token_for):
     return request, token_for(alice)
 
 
-def test_a_live_page_still_updates_after_its_streams_reach_their_maximum_age(web, watched, page):  # noqa: F811
+def test_a_live_page_still_updates_after_its_streams_reach_their_maximum_age(web, watched, page):
     request, token = watched
-    page.goto(f"{web}/accounts/login/")
-    page.fill("input[name=username]", "alice")
-    page.fill("input[name=password]", "alice-Secret-123")
-    page.click("button[type=submit]")
-    page.wait_for_url("**/requests/")
+    sign_in(page, web, "alice")
     opened = []
     page.on("request", lambda r: opened.append(r.url) if r.url.endswith("/events") else None)
     page.goto(f"{web}/requests/{request.pk}/")

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-# The Chromium page and the web process, as the live page's test has them.
-from tests.browser.test_live_page import page, web  # noqa: F401
+from tests.browser.conftest import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -25,11 +24,7 @@ def tokens_user(make_user, transactional_db):
 
 
 def test_create_a_token_see_its_secret_once_and_use_it(web, tokens_user, page, tmp_path):
-    page.goto(f"{web}/account/tokens/")
-    page.fill("input[name=username]", "tokens-user")
-    page.fill("input[name=password]", "tokens-user-Secret-123")
-    page.click("button[type=submit]")
-    page.wait_for_url("**/account/tokens/")
+    sign_in(page, web, "tokens-user", then="/account/tokens/")
     assert "No tokens yet" in page.content()
 
     page.fill("#token-form input[name=name]", "laptop")
