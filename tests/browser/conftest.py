@@ -1,4 +1,9 @@
-"""What the browser tests share: a headless Chromium page, a web process, and signing in."""
+"""What the browser tests share: a headless Chromium page, a web process, signing in, and
+screenshots of the pages they visit (into ``$BROWSER_SCREENSHOTS``, a folder, for people
+reviewing a change; into the test's temporary folder when it is unset)."""
+
+import os
+from pathlib import Path
 
 import pytest
 
@@ -42,3 +47,12 @@ def sign_in(page, web: str, username: str, then: str = "/requests/") -> None:
     page.fill("input[name=password]", f"{username}-Secret-123")
     page.click("button[type=submit]")
     page.wait_for_url(f"**{then}")
+
+
+def screenshot(page, name: str, tmp_path: Path) -> Path:
+    """Save the whole page as ``<name>.png`` and return its path."""
+    folder = Path(os.environ.get("BROWSER_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path

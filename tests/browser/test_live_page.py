@@ -1,19 +1,14 @@
 """A person in a real headless Chromium: sign in, submit, watch the result arrive, and
 download it."""
 
-import os
-
 import numpy as np
 import pytest
 
-from tests.browser.conftest import sign_in
+from tests.browser.conftest import screenshot, sign_in
 from tests.support.processes import start_runner
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.usefixtures("clean_queue")]
 
-# Where the finished request page's screenshot goes (for people reviewing a change); a
-# temporary file if unset.
-SCREENSHOT = os.environ.get("REQUEST_PAGE_SCREENSHOT")
 
 
 @pytest.fixture
@@ -45,7 +40,7 @@ def test_sign_in_submit_and_the_result_appears_without_a_reload(web, alice, page
     assert page.locator("#request-status").inner_text() == "Succeeded"
     assert page.locator("#result-preview table.vectors tbody tr").count() == 3
     assert page.locator("#result-preview table.similarity").is_visible()
-    page.screenshot(path=SCREENSHOT or str(tmp_path / "request.png"), full_page=True)
+    screenshot(page, "request-succeeded", tmp_path)
 
     with page.expect_download() as download:
         page.click("text=Download .npy")

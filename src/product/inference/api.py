@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 from collections.abc import Callable
+from urllib.parse import urlencode
 
 import numpy as np
 from django.core.exceptions import RequestDataTooBig
@@ -20,6 +21,7 @@ from django.views.decorators.csrf import csrf_exempt
 from product.accounts.services import TokenRejected, token_user
 from product.api_errors import error_response
 from product.inference import results, selectors, services
+from product.inference.filters import RequestFilterForm
 from product.inference.models import InferenceRequest, RequestStatus
 from product.inference.openapi import openapi_document
 from product.inference.presenters import ENCODING_FORMATS, request_json, result_json
@@ -110,18 +112,35 @@ def _get_visible(request: HttpRequest, request_id: int) -> InferenceRequest:
 def requests_collection(request: HttpRequest) -> JsonResponse:
     if request.method == "POST":
         return _submit(request)
-    status = request.GET.get("status") or None
-    if status is not None and status not in RequestStatus.values:
-        known = ", ".join(RequestStatus.values)
-        raise ApiError(400, "invalid_query", f"status must be one of: {known}.")
+    filters = RequestFilterForm(request.GET, sees_all=selectors.sees_all_requests(request.user))
+    if not filters.is_valid():
+        raise ApiError(400, "invalid_query", filters.error_message())
+    limit = _query_int(request, "limit", default=50, low=1, high=MAX_LIST_LIMIT)
+    before = _query_int(request, "before", default=None, low=1)
+    request_filter = filters.request_filter()
+    page = selectors.request_page(
+        user=request.user, request_filter=request_filter, before=before, limit=limit
+    )
+    following = None
+    if page.next_before is not None:
+        query = {**request_filter.query(), "limit": limit, "before": page.next_before}
+        following = request.build_absolute_uri(f"{request.path}?{urlencode(query)}")
+    return JsonResponse({"results": [request_json(row) for row in page.requests], "next": following})
+
+
+def _query_int(request: HttpRequest, name: str, *, default: int | None, low: int, high: int | None = None) -> int | None:
+    """An integer query parameter within its bounds; a 400 naming them otherwise."""
+    value = request.GET.get(name)
+    if not value:
+        return default
     try:
-        limit = int(request.GET.get("limit", 50))
+        number = int(value)
     except ValueError:
-        raise ApiError(400, "invalid_query", "limit must be an integer.") from None
-    if not 1 <= limit <= MAX_LIST_LIMIT:
-        raise ApiError(400, "invalid_query", f"limit must be between 1 and {MAX_LIST_LIMIT}.")
-    rows = selectors.request_list(user=request.user, status=status, limit=limit)
-    return JsonResponse({"results": [request_json(row) for row in rows]})
+        raise ApiError(400, "invalid_query", f"{name} must be an integer.") from None
+    if number < low or (high is not None and number > high):
+        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise ApiError(400, "invalid_query", f"{name} must be {bounds}.")
+    return number
 
 
 def _submit(request: HttpRequest) -> JsonResponse:
@@ -190,7 +209,12 @@ def _limit_response(limit: LimitExceeded) -> JsonResponse:
 
 @api_view("GET")
 def request_detail(request: HttpRequest, request_id: int) -> JsonResponse:
-    return JsonResponse(request_json(_get_visible(request, request_id)))
+    row = _get_visible(request, request_id)
+    data = request_json(row)
+    ahead = selectors.work_ahead(row)
+    if ahead is not None:  # Queued: about how much of its model's work goes first.
+        data["ahead"] = {"requests": ahead.requests, "texts": ahead.texts}
+    return JsonResponse(data)
 
 
 def _succeeded(request: HttpRequest, request_id: int) -> InferenceRequest:
@@ -255,6 +279,22 @@ def request_cancel(request: HttpRequest, request_id: int) -> JsonResponse:
     except services.RequestStateError as error:
         raise ApiError(409, "conflict", str(error)) from None
     return JsonResponse(request_json(row))
+
+
+@api_view("POST")
+def request_run_again(request: HttpRequest, request_id: int) -> JsonResponse:
+    """A new request with the inputs of the caller's own failed or cancelled one."""
+    row = _get_visible(request, request_id)
+    try:
+        again = services.request_run_again(user=request.user, request=row)
+    except services.RequestStateError as error:
+        raise ApiError(409, "conflict", str(error)) from None
+    except LimitExceeded as limit:
+        return _limit_response(limit)
+    data = request_json(again)
+    response = JsonResponse(data, status=201)
+    response["Location"] = data["url"]
+    return response
 
 
 @api_view("GET")

@@ -13,4 +13,5 @@ urlpatterns = [
     path("v1/requests/<int:request_id>/result", api.request_result, name="request_result"),
     path("v1/requests/<int:request_id>/result.npy", api.request_result_npy, name="request_result_npy"),
     path("v1/requests/<int:request_id>/cancel", api.request_cancel, name="request_cancel"),
+    path("v1/requests/<int:request_id>/run-again", api.request_run_again, name="request_run_again"),
 ]

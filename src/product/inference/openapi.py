@@ -110,10 +110,18 @@ def openapi_document() -> dict:
                     "summary": "List my requests (staff: all)",
                     "operationId": "listRequests",
                     "parameters": [
-                        {"name": "status", "in": "query", "schema": {"enum": RequestStatus.values}},
+                        {"name": "status", "in": "query", "description": "One status, or several separated by commas", "schema": {"type": "string", "example": "failed,cancelled"}},
+                        {"name": "model", "in": "query", "schema": {"type": "string"}},
+                        {"name": "priority", "in": "query", "schema": {"enum": RequestPriority.values}},
+                        {"name": "q", "in": "query", "description": "Only requests with an input containing this text (ignoring case)", "schema": {"type": "string", "maxLength": 200}},
+                        {"name": "error", "in": "query", "description": "Only requests whose error contains this text (ignoring case)", "schema": {"type": "string", "maxLength": 200}},
+                        {"name": "from", "in": "query", "description": "Created on or after this day", "schema": {"type": "string", "format": "date"}},
+                        {"name": "to", "in": "query", "description": "Created on or before this day", "schema": {"type": "string", "format": "date"}},
+                        {"name": "owner", "in": "query", "description": "A username (only for those who see every request)", "schema": {"type": "string"}},
                         {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}},
+                        {"name": "before", "in": "query", "description": "Cursor: requests older than this id (take it from the previous page's next link)", "schema": {"type": "integer", "minimum": 1}},
                     ],
-                    "responses": {"200": {"description": "Newest first"}, "400": _error("Bad query"), "401": _error("Not authenticated")},
+                    "responses": {"200": _json("#/components/schemas/RequestPage", "Newest first"), "400": _error("Bad query; the message names the parameter"), "401": _error("Not authenticated")},
                 },
             },
             "/api/v1/requests/{request_id}": {
@@ -137,6 +145,12 @@ def openapi_document() -> dict:
                 "post": {"summary": "Cancel a queued or running request", "operationId": "cancelRequest", "parameters": [request_id],
                          "responses": {"200": _json("#/components/schemas/Request", "Cancelled"), "401": _error("Not authenticated"),
                                        "404": _error("No such request of yours"), "409": _error("Already finished")}},
+            },
+            "/api/v1/requests/{request_id}/run-again": {
+                "post": {"summary": "Submit a failed or cancelled request of mine again, as a new request", "operationId": "runRequestAgain", "parameters": [request_id],
+                         "responses": {"201": _json("#/components/schemas/Request", "The new request (Location: its URL)"), "401": _error("Not authenticated"),
+                                       "403": _error("Another user's request"), "404": _error("No such request of yours"),
+                                       "409": _error("Not failed or cancelled"), "429": _error("Over a limit of yours; retry after Retry-After seconds")}},
             },
         },
         "components": {
@@ -169,6 +183,13 @@ def openapi_document() -> dict:
                         },
                     },
                 },
+                "RequestPage": {
+                    "type": "object",
+                    "properties": {
+                        "results": {"type": "array", "items": {"$ref": "#/components/schemas/Request"}},
+                        "next": {"type": ["string", "null"], "description": "The next (older) page with the same filters; null on the last page."},
+                    },
+                },
                 "Request": {
                     "type": "object",
                     "properties": {
@@ -186,6 +207,11 @@ def openapi_document() -> dict:
                         "timings_ms": timings,
                         "url": {"type": "string"},
                         "result_url": {"type": ["string", "null"]},
+                        "ahead": {
+                            "type": "object",
+                            "description": "Only on GET of a queued request: about how much of its model's work goes first (running, and queued at a higher priority or earlier).",
+                            "properties": {"requests": {"type": "integer"}, "texts": {"type": "integer"}},
+                        },
                     },
                 },
             },

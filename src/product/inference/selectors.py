@@ -7,18 +7,18 @@ What operators see of the queue as a whole (``queue_status``, the web's /metrics
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
-from django.db.models.functions import Now
+from django.db.models import Count, F, Q, QuerySet, Sum
 
-from product.inference.models import InferenceRequest
+from product.inference.filters import RequestFilter
+from product.inference.models import InferenceRequest, RequestPriority, RequestStatus
 
 # Columns a list shows; inputs and outputs can be large and stay in the database.
 LIST_FIELDS = (
-    "id", "owner_id", "model", "item_count", "items_done", "status", "attempts", "error",
+    "id", "owner_id", "model", "priority", "item_count", "items_done", "status", "attempts", "error",
     "created_at", "started_at", "finished_at", "compute_ms",
 )
 
@@ -55,11 +55,31 @@ def visible_requests(*, user: Any) -> QuerySet[InferenceRequest]:
     return requests
 
 
-def request_list(*, user: Any, status: str | None = None, limit: int = 50) -> list[InferenceRequest]:
-    requests = visible_requests(user=user).only(*LIST_FIELDS).select_related("owner")
-    if status:
-        requests = requests.filter(status=status)
-    return list(requests[:limit])
+@dataclass(frozen=True)
+class RequestPage:
+    """One page of a list, newest first, and the cursor of the page after it (None: the
+    last page)."""
+
+    requests: list[InferenceRequest]
+    next_before: int | None
+
+
+def request_page(
+    *, user: Any, request_filter: RequestFilter = RequestFilter(), before: int | None = None,
+    limit: int = 50,
+) -> RequestPage:
+    """The requests ``user`` sees that match the filter, newest first, ``limit`` of them with
+    ids below ``before`` (the cursor: a keyset, so a page costs the same however deep it is
+    and a request submitted meanwhile does not shift the next page)."""
+    requests = request_filter.apply(
+        visible_requests(user=user).only(*LIST_FIELDS).select_related("owner").order_by("-id")
+    )
+    if before is not None:
+        requests = requests.filter(pk__lt=before)
+    rows = list(requests[: limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return RequestPage(rows, rows[-1].pk if more else None)
 
 
 def request_get(*, user: Any, request_id: int) -> InferenceRequest:
@@ -80,33 +100,31 @@ def request_get_for_change(*, user: Any, request_id: int) -> InferenceRequest:
     return request
 
 
-def requests_matching(
-    *,
-    ids: list[int] | None = None,
-    statuses: list[str] | None = None,
-    model: str | None = None,
-    older_than: timedelta | None = None,
-    newer_than: timedelta | None = None,
-    owner: str | None = None,
-    error_contains: str | None = None,
-) -> QuerySet[InferenceRequest]:
-    """Requests selected by an operator's filters (for management commands).
+def requests_matching(request_filter: RequestFilter) -> QuerySet[InferenceRequest]:
+    """Every request the filter selects, whoever owns it, oldest first (for operators'
+    actions: the management commands and the operations page)."""
+    return request_filter.apply(InferenceRequest.objects.order_by("id"))
 
-    ``owner`` is a username; ``error_contains`` matches the stored error, ignoring case."""
-    requests = InferenceRequest.objects.order_by("id")
-    if ids:
-        requests = requests.filter(pk__in=ids)
-    if statuses:
-        requests = requests.filter(status__in=statuses)
-    if model:
-        requests = requests.filter(model=model)
-    if owner:
-        requests = requests.filter(owner__username=owner)
-    if error_contains:
-        requests = requests.filter(error__icontains=error_contains)
-    # Ages are measured on PostgreSQL's clock, the one created_at comes from.
-    if older_than is not None:
-        requests = requests.filter(created_at__lte=Now() - older_than)
-    if newer_than is not None:
-        requests = requests.filter(created_at__gte=Now() - newer_than)
-    return requests
+
+@dataclass(frozen=True)
+class WorkAhead:
+    """About how much of its model's work runs before a queued request: the requests running
+    now and those queued ahead of it (a higher priority, or the same and submitted earlier),
+    with their texts left. Fair turns between users can let it go sooner than this says."""
+
+    requests: int
+    texts: int
+
+
+def work_ahead(request: InferenceRequest) -> WorkAhead | None:
+    """What is ahead of ``request`` in its model's queue; None unless it is queued."""
+    if request.status != RequestStatus.QUEUED:
+        return None
+    queued_before = Q(priority=request.priority, pk__lt=request.pk)
+    if request.priority == RequestPriority.BULK:
+        queued_before |= Q(priority=RequestPriority.INTERACTIVE)
+    ahead = InferenceRequest.objects.filter(
+        Q(status=RequestStatus.RUNNING) | Q(queued_before, status=RequestStatus.QUEUED),
+        model=request.model,
+    ).aggregate(requests=Count("id"), texts=Sum(F("item_count") - F("items_done")))
+    return WorkAhead(ahead["requests"], ahead["texts"] or 0)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import orjson
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
 from django.db.models import NOT_PROVIDED, Q
 from django.db.models.functions import Now
@@ -281,6 +282,22 @@ def request_requeue(*, request: InferenceRequest) -> InferenceRequest:
         results.embeddings_delete(request_ids=[request.pk])
         _notify(request)
     return request
+
+
+def request_run_again(*, user: Any, request: InferenceRequest) -> InferenceRequest:
+    """A new request by ``user`` with the model, inputs and priority of their own failed or
+    cancelled ``request``, submitted as any other (limits apply); the old one stays as it was.
+    Raises PermissionDenied for another user's request and RequestStateError for one that is
+    not failed or cancelled."""
+    if request.owner_id != user.pk:
+        raise PermissionDenied(f"request {request.pk} belongs to another user; only they may run it again.")
+    if request.status not in (RequestStatus.FAILED, RequestStatus.CANCELLED):
+        raise RequestStateError(
+            f"request {request.pk} is {request.status}; only a failed or cancelled request can be run again."
+        )
+    return request_submit(
+        user=user, model=request.model, raw_input=request.inputs, priority=request.priority
+    )
 
 
 def requests_requeue(*, requests: Iterable[InferenceRequest]) -> list[InferenceRequest]:

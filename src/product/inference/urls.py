@@ -10,4 +10,5 @@ urlpatterns = [
     path("<int:request_id>/", views.request_detail, name="request_detail"),
     path("<int:request_id>/events", views.request_events, name="request_events"),
     path("<int:request_id>/cancel", views.request_cancel, name="request_cancel"),
+    path("<int:request_id>/run-again", views.request_run_again, name="request_run_again"),
 ]

@@ -5,17 +5,20 @@ from __future__ import annotations
 import asyncio
 import random
 import weakref
+from urllib.parse import urlencode
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from product.inference import results, selectors, services
+from product.inference.filters import RequestFilter, RequestFilterForm
 from product.inference.forms import SubmitForm
 from product.inference.live import StreamLimitReached, Subscription, hub
 from product.inference.models import InferenceRequest, RequestStatus
@@ -51,13 +54,37 @@ def request_list(request: HttpRequest) -> HttpResponse:
                     status, retry_after = 429, limit.retry_after
             else:
                 return redirect("inference:request_detail", request_id=created.pk)
-    context = {"form": form, "requests": selectors.request_list(user=request.user)}
+    context = {"form": form, **_list_context(request)}
     if request.GET.get("partial") == "table":
         return render(request, "inference/_request_table.html", context)
     response = render(request, "inference/request_list.html", context, status=status)
     if retry_after is not None:
         response["Retry-After"] = str(retry_after)
     return response
+
+
+def _list_context(request: HttpRequest) -> dict:
+    """The list's filter form, the page it selects, and the query strings of this page (for
+    its live refresh) and of the next."""
+    filters = RequestFilterForm(request.GET, sees_all=selectors.sees_all_requests(request.user))
+    request_filter = filters.request_filter() if filters.is_valid() else RequestFilter()
+    before = _cursor(request.GET.get("before"))
+    page = selectors.request_page(user=request.user, request_filter=request_filter, before=before)
+    query = request_filter.query()
+    this_page = {**query, **({"before": before} if before is not None else {})}
+    return {
+        "filters": filters, "requests": page.requests, "filtered": bool(query),
+        "this_page": urlencode(this_page),
+        "next_page": None if page.next_before is None else urlencode({**query, "before": page.next_before}),
+    }
+
+
+def _cursor(value: str | None) -> int | None:
+    """A list's ``before`` cursor; a malformed one starts from the first page."""
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None
 
 
 @login_required
@@ -67,7 +94,7 @@ def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
     preview = None
     if spec and row.status == RequestStatus.SUCCEEDED:
         preview = spec.preview(row.inputs, row.output or {}, results.request_embeddings(row))
-    context = {"req": row, "preview": preview}
+    context = {"req": row, "preview": preview, "ahead": selectors.work_ahead(row)}
     if request.GET.get("partial") == "panel":
         return render(request, "inference/_request_panel.html", context)
     return render(request, "inference/request_detail.html", context)
@@ -85,6 +112,21 @@ def request_cancel(request: HttpRequest, request_id: int) -> HttpResponse:
         services.request_cancel(request=row)
     except services.RequestStateError as error:
         messages.error(request, str(error))
+    return redirect("inference:request_detail", request_id=row.pk)
+
+
+@login_required
+@require_POST
+def request_run_again(request: HttpRequest, request_id: int) -> HttpResponse:
+    row = _get_visible(request, request_id)
+    try:
+        again = services.request_run_again(user=request.user, request=row)
+    except (services.RequestStateError, PermissionDenied) as error:
+        messages.error(request, str(error))
+    except LimitExceeded as limit:
+        messages.error(request, limit.message)
+    else:
+        return redirect("inference:request_detail", request_id=again.pk)
     return redirect("inference:request_detail", request_id=row.pk)
 
 

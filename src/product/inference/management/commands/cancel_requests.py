@@ -3,6 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from product.inference import selectors, services
 from product.inference.durations import parse_duration
+from product.inference.filters import RequestFilter
 from product.inference.management.progress import ProgressBar
 from product.inference.models import ACTIVE_STATUSES
 
@@ -40,13 +41,15 @@ class Command(BaseCommand):
             raise CommandError(f"no user named {owner!r}.")
         matching = list(
             selectors.requests_matching(
-                ids=ids, statuses=status or [str(s) for s in ACTIVE_STATUSES], model=model,
-                owner=owner, older_than=older_than,
+                RequestFilter(
+                    ids=tuple(ids), statuses=tuple(status or sorted(map(str, ACTIVE_STATUSES))), model=model,
+                    owner=owner, older_than=older_than,
+                )
             )
         )
         left_out = sorted(set(ids) - {request.pk for request in matching})
         if left_out:  # Name what the ids did not reach: finished, filtered out, or missing.
-            existing = list(selectors.requests_matching(ids=left_out))
+            existing = list(selectors.requests_matching(RequestFilter(ids=tuple(left_out))))
             for request in existing:
                 why = (
                     "it does not match the filters" if request.status in ACTIVE_STATUSES

@@ -3,6 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from product.inference import selectors, services
 from product.inference.durations import parse_duration
+from product.inference.filters import RequestFilter
 from product.inference.management.progress import ProgressBar
 from product.inference.models import FINAL_STATUSES, RequestStatus
 
@@ -49,8 +50,10 @@ class Command(BaseCommand):
         if owner and not get_user_model().objects.filter(username=owner).exists():
             raise CommandError(f"no user named {owner!r}.")
         matching = selectors.requests_matching(
-            ids=ids, statuses=sorted(statuses), model=model, owner=owner,
-            error_contains=error_contains, older_than=older_than, newer_than=newer_than,
+            RequestFilter(
+                ids=tuple(ids), statuses=tuple(sorted(statuses)), model=model, owner=owner,
+                error_contains=error_contains, older_than=older_than, newer_than=newer_than,
+            )
         )
         found = {request.pk for request in matching}
         for missing in sorted(set(ids) - found):
