@@ -67,6 +67,7 @@ async def _work(runtime, queues: list[str], settings, *, wait: bool) -> int:
     from procrastinate.contrib.django import app
 
     from gpu_runner.inference import InferenceHandler
+    from gpu_runner.report import Reporter
     from gpu_runner.runner import Runner
     from product.inference import services
     from product.inference.jobs import INTERACTIVE_JOB_PRIORITY
@@ -99,6 +100,7 @@ async def _work(runtime, queues: list[str], settings, *, wait: bool) -> int:
                 max_held_texts=settings.GPU_RUNNER_MAX_HELD_TEXTS,
                 urgent_priority=INTERACTIVE_JOB_PRIORITY,
                 fair=settings.GPU_RUNNER_FAIR,
+                reporter=Reporter(runtime, settings.GPU_RUNNER_NAME),
             )
             await runner.run(wait=wait)
     return EXIT_MODEL_HUNG if runner.hung is not None else 0

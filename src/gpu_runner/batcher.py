@@ -395,6 +395,7 @@ class Batcher:
         metrics.BATCH_SECONDS.labels(name).observe(elapsed)
         metrics.BATCH_ITEMS.labels(name).observe(len(batch))
         metrics.BATCH_TOKENS.labels(name).observe(tokens)
+        metrics.RECENT_BATCHES.record(len(batch))
         logger.debug("batch of %d (%d tokens) ran in %.1f ms", len(batch), tokens, elapsed * 1000)
         touched: dict[int, _Job] = {}
         for item, output in zip(batch, outputs, strict=True):

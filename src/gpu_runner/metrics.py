@@ -5,6 +5,10 @@ web's /metrics; these are what only the runner sees: jobs, batches and the model
 
 from __future__ import annotations
 
+import collections
+import threading
+import time
+
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 _SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
@@ -36,6 +40,33 @@ INPUT_FAILURES = Counter(
 HEARTBEAT = Gauge(
     "gpuqueue_runner_heartbeat_timestamp_seconds", "When this runner last recorded a heartbeat."
 )
+
+
+class RecentBatches:
+    """Forward passes of the last ``window`` seconds, for the rates a runner reports to the
+    operations page (texts/s and batches/s over the last minute). Any thread may record."""
+
+    def __init__(self, window: float = 60.0) -> None:
+        self.window = window
+        self._batches: collections.deque[tuple[float, int]] = collections.deque()
+        self._lock = threading.Lock()
+
+    def record(self, inputs: int) -> None:
+        with self._lock:
+            self._batches.append((time.monotonic(), inputs))
+
+    def rates(self) -> tuple[float, float]:
+        """(inputs per second, batches per second) over the window."""
+        since = time.monotonic() - self.window
+        with self._lock:
+            while self._batches and self._batches[0][0] < since:
+                self._batches.popleft()
+            inputs = sum(n for _, n in self._batches)
+            batches = len(self._batches)
+        return inputs / self.window, batches / self.window
+
+
+RECENT_BATCHES = RecentBatches()
 
 
 def serve(port: int) -> None:

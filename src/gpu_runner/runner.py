@@ -42,6 +42,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from django.db import IntegrityError
 from procrastinate import App
@@ -55,6 +56,9 @@ from gpu_runner.handlers import JobHandler, Run
 from product.queue import intake, outcomes, workers
 from product.queue.backoff import Backoff
 from product.queue.errors import DATABASE_UNAVAILABLE
+
+if TYPE_CHECKING:
+    from gpu_runner.report import Reporter
 
 logger = logging.getLogger(__name__)
 
@@ -111,12 +115,14 @@ class Runner:
         max_held_texts: int | None = None,
         urgent_priority: int | None = None,
         fair: bool = True,
+        reporter: Reporter | None = None,
     ) -> None:
         """``capacity`` bounds the jobs held at once; ``max_held_texts`` the texts (a job's
         ``texts`` argument, 1 without one) up to which more jobs below ``urgent_priority`` are
         taken, so a runner does not sit on a backlog the next user's job would wait behind.
         ``fair=False`` takes the oldest work of all owners first (for comparing). ``app`` is
-        Procrastinate's, for its LISTEN."""
+        Procrastinate's, for its LISTEN. ``reporter`` records, at each heartbeat, what the runner
+        tells operators of itself (``gpu_runner.report``)."""
         self.app = app
         self.queues = list(queues)
         self.handlers: Mapping[str, JobHandler] = {h.task_name: h for h in handlers}
@@ -130,6 +136,7 @@ class Runner:
         self.max_held_texts = max_held_texts if fair else None
         self.urgent_priority = urgent_priority
         self.fair = fair
+        self.reporter = reporter
         self.worker_id: int | None = None
         self.hung: ModelHung | None = None  # Set when a forward pass hung: exit non-zero.
         self._held: dict[int, _Held] = {}  # Jobs taken and not yet ended, by id.
@@ -249,6 +256,8 @@ class Runner:
         await asyncio.gather(*side_tasks, return_exceptions=True)
         with contextlib.suppress(*DATABASE_UNAVAILABLE):
             await in_db(workers.unregister)(self.worker_id)
+            if self.reporter is not None:
+                await in_db(self.reporter.forget)(worker_id=self.worker_id)
             if self.hung is not None and self.rescue is not None:
                 # Without a worker, the jobs of the pass that hung are stalled at once: put
                 # them back now, counting the lost run (the rescue fails a job that keeps
@@ -419,6 +428,7 @@ class Runner:
                 for job_id in to_abort:
                     self._abort_job(job_id)
                 metrics.HEARTBEAT.set_to_current_time()
+                await self._report()
             except DATABASE_UNAVAILABLE as error:
                 logger.warning("heartbeat failed: %s", _first_line(error))
             if self.heartbeat_file is not None and self.hung is None:
@@ -427,6 +437,20 @@ class Runner:
                 # that hung must (model_hung removed the file).
                 self.heartbeat_file.touch()
             await asyncio.sleep(self.heartbeat_interval)
+
+    async def _report(self) -> None:
+        """Tell operators how this runner is doing; a report that fails is only logged (the
+        heartbeat, which keeps the jobs held, must go on)."""
+        if self.reporter is None:
+            return
+        try:
+            await in_db(self.reporter.report)(
+                worker_id=self.worker_id, jobs_held=len(self._held), draining=self._stopping.is_set()
+            )
+        except DATABASE_UNAVAILABLE:
+            raise
+        except Exception:
+            logger.exception("the runner's report could not be written")
 
     async def _keep_rescuing(self) -> None:
         while True:

@@ -6,6 +6,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+import torch
 from django.conf import settings
 from django.utils.module_loading import import_string
 
@@ -25,6 +26,11 @@ class Runtime:
     @property
     def specs(self) -> list[ModelSpec]:
         return [model.spec for model in self.models.values()]
+
+    @property
+    def device(self) -> torch.device:
+        """The device the models run on (all of them on one: ``GPU_RUNNER_DEVICE``)."""
+        return next(iter(self.models.values())).device
 
     def batcher(self, model_name: str) -> Batcher:
         return self.batchers[model_name]

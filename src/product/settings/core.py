@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "product.accounts",
     "product.inference",
     "product.quotas",
+    "product.runners",
 ]
 
 MIDDLEWARE = [

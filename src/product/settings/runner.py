@@ -40,5 +40,7 @@ GPU_RUNNER_STALLED_AFTER = env_float("GPU_RUNNER_STALLED_AFTER", 20.0)
 GPU_RUNNER_POLL_INTERVAL = env_float("GPU_RUNNER_POLL_INTERVAL", 1.0)
 # A file the runner touches at every heartbeat, for a liveness probe (empty: none).
 GPU_RUNNER_HEARTBEAT_FILE = env_str("GPU_RUNNER_HEARTBEAT_FILE", "")
+# The runner's name on the operations page (empty: host:pid).
+GPU_RUNNER_NAME = env_str("GPU_RUNNER_NAME", "")
 # Port of the runner's Prometheus /metrics (0: not served).
 GPU_RUNNER_METRICS_PORT = env_int("GPU_RUNNER_METRICS_PORT", 0)
