@@ -14,6 +14,7 @@ urlpatterns = [
     path("account/usage/", include("product.quotas.urls")),
     path("account/tokens/", include("product.accounts.urls")),
     path("api/", include("product.inference.api_urls")),
+    path("ops/", include("product.ops.urls")),
     path("admin/", admin.site.urls),
     path("metrics", metrics.metrics_view, name="metrics"),
 ]

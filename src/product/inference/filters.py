@@ -24,6 +24,15 @@ from product.inference.specs import REGISTRY
 MAX_SEARCH = 200
 
 
+def normalised_error(column: str) -> str:
+    """SQL for ``column``'s error with its numbers and hex values blanked, so failures that
+    differ only in an index, a size or an address are one group ("input[N] has N characters")."""
+    return (
+        f"regexp_replace(regexp_replace({column}, '0x[0-9a-fA-F]+', '0x…', 'g'), "
+        "'[0-9]+', 'N', 'g')"
+    )
+
+
 @dataclass(frozen=True)
 class RequestFilter:
     """Requests matching every criterion given (None or empty: not filtered by it)."""
@@ -34,6 +43,7 @@ class RequestFilter:
     priority: str | None = None
     owner: str | None = None  # A username.
     error_contains: str | None = None  # In the stored error, ignoring case.
+    error_group: str | None = None  # The normalised error (``normalised_error``), exactly.
     text_contains: str | None = None  # In any of the inputs' texts, ignoring case.
     created_from: date | None = None
     created_to: date | None = None
@@ -53,6 +63,10 @@ class RequestFilter:
             requests = requests.filter(owner__username=self.owner)
         if self.error_contains:
             requests = requests.filter(error__icontains=self.error_contains)
+        if self.error_group:
+            requests = requests.filter(
+                RawSQL(f"{normalised_error(_column('error'))} = %s", [self.error_group], output_field=BooleanField())
+            )
         if self.text_contains:
             requests = requests.filter(_inputs_contain(self.text_contains))
         if self.created_from is not None:
@@ -70,11 +84,16 @@ class RequestFilter:
         links to the next page); ids and ages, which the form does not take, are left out."""
         values = {
             "status": ",".join(self.statuses), "model": self.model, "priority": self.priority,
-            "owner": self.owner, "error": self.error_contains, "q": self.text_contains,
+            "owner": self.owner, "error": self.error_contains, "error_group": self.error_group,
+            "q": self.text_contains,
             "from": self.created_from and self.created_from.isoformat(),
             "to": self.created_to and self.created_to.isoformat(),
         }
         return {name: value for name, value in values.items() if value}
+
+
+def _column(name: str) -> str:
+    return f"{InferenceRequest._meta.db_table}.{name}"
 
 
 def _start_of(day: date) -> datetime:
@@ -87,7 +106,7 @@ def _inputs_contain(text: str) -> RawSQL:
     ``q``), written as a JSON string, which is also how SQL/JSON paths quote one."""
     path = f"$.** ? (@ like_regex {json.dumps(text, ensure_ascii=False)} flag \"iq\")"
     return RawSQL(
-        f"jsonb_path_exists({InferenceRequest._meta.db_table}.inputs, %s::jsonpath)", [path],
+        f"jsonb_path_exists({_column('inputs')}, %s::jsonpath)", [path],
         output_field=BooleanField(),
     )
 
@@ -112,6 +131,8 @@ class RequestFilterForm(forms.Form):
     q = forms.CharField(required=False, max_length=MAX_SEARCH, label="Text contains", error_messages=_errors())
     error = forms.CharField(required=False, max_length=MAX_SEARCH, label="Error contains", error_messages=_errors())
     owner = forms.CharField(required=False, max_length=150, error_messages=_errors())
+    # A failure group's normalised error (the operations page's "requeue all"); not shown.
+    error_group = forms.CharField(required=False, widget=forms.HiddenInput)
     # The query string says "from" and "to" (add_prefix).
     created_from = forms.DateField(
         required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}),
@@ -151,7 +172,8 @@ class RequestFilterForm(forms.Form):
         return RequestFilter(
             statuses=data["status"], model=data["model"] or None,
             priority=data["priority"] or None, owner=data.get("owner") or None,
-            error_contains=data["error"] or None, text_contains=data["q"] or None,
+            error_contains=data["error"] or None, error_group=data["error_group"] or None,
+            text_contains=data["q"] or None,
             created_from=data["created_from"], created_to=data["created_to"],
         )
 

@@ -245,7 +245,8 @@ async def request_events(request: HttpRequest, request_id: int) -> HttpResponse:
 
 
 async def request_list_events(request: HttpRequest) -> HttpResponse:
-    """Status changes of every request this user may see."""
+    """Status changes of every request this user may see (``?include=runners``: and runners'
+    reports)."""
     user, sees_all = await _released(_signed_in_viewer)(request)
     if user is None:
         return HttpResponse("Sign in first.", status=401)
@@ -253,5 +254,9 @@ async def request_list_events(request: HttpRequest) -> HttpResponse:
         subscription = await hub.subscribe(viewer=user.pk, owner=None if sees_all else user.pk)
     except StreamLimitReached as limit:
         return _limit_response(limit)
-    # The hub routes only this user's changes here (everyone's when they see all).
-    return _event_response(_EventStream(subscription, [], lambda message: True))
+    # The hub routes only this user's changes here (everyone's when they see all), and runners'
+    # reports (``{"runner": id}``, to those who see all) when asked: the operations page does.
+    with_runners = request.GET.get("include") == "runners"
+    return _event_response(
+        _EventStream(subscription, [], lambda message: with_runners or "id" in message)
+    )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 
+from django.conf import settings
 from django.db import connection
 
 from product.runners.models import RunnerReport
@@ -43,11 +45,20 @@ ON CONFLICT (worker_id) DO UPDATE SET
 
 
 def runner_report(report: Report) -> None:
-    """Record ``report`` as its runner's latest (the first one also its start)."""
+    """Record ``report`` as its runner's latest (the first one also its start), and tell the
+    web processes (the operations page redraws its runners)."""
     with connection.cursor() as cursor:
         cursor.execute(_UPSERT, asdict(report))
+        _notify(cursor, report.worker_id)
+
+
+def _notify(cursor, worker_id: int) -> None:
+    note = json.dumps({"runner": worker_id})
+    cursor.execute("SELECT pg_notify(%s, %s)", [settings.INFERENCE_STATUS_CHANNEL, note])
 
 
 def runner_forget(*, worker_id: int) -> None:
     """A runner that stopped cleanly: its report goes (one that dies stays, and goes stale)."""
     RunnerReport.objects.filter(worker_id=worker_id).delete()
+    with connection.cursor() as cursor:
+        _notify(cursor, worker_id)

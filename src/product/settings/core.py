@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "product.inference",
     "product.quotas",
     "product.runners",
+    "product.ops",
 ]
 
 MIDDLEWARE = [

@@ -9,15 +9,29 @@
   // not retried by EventSource itself: open a new one after this long.
   const REOPEN_AFTER_MS = 30000;
 
+  // data-live-target names one element, or several ("#a, #b"): each is redrawn from the element
+  // with its id in the refreshed HTML (a single target takes the whole of it).
+  function redraw(targets, html) {
+    if (targets.length === 1) { targets[0].innerHTML = html; return; }
+    const fresh = document.createElement("template");
+    fresh.innerHTML = html;
+    targets.forEach((target) => {
+      const part = fresh.content.getElementById(target.id);
+      if (part) target.innerHTML = part.innerHTML;
+    });
+  }
+
   function connect(section) {
-    const target = document.querySelector(section.dataset.liveTarget);
+    const targets = Array.from(document.querySelectorAll(section.dataset.liveTarget));
     let shownStatus = section.dataset.liveStatus || null;
     let refreshing = null;
     let scheduled = null;
 
-    // Bursts of events (a busy list) cost one re-render, not one each.
+    // Bursts of events (a busy list) cost one re-render, not one each; data-live-every (ms)
+    // spaces re-renders further apart for a page that reads more (the operations page).
+    const every = Number(section.dataset.liveEvery || 150);
     function refresh() {
-      if (!scheduled) scheduled = setTimeout(() => { scheduled = null; render(); }, 150);
+      if (!scheduled) scheduled = setTimeout(() => { scheduled = null; render(); }, every);
     }
 
     function render() {
@@ -25,8 +39,8 @@
       refreshing = fetch(section.dataset.liveRefresh, { credentials: "same-origin" })
         .then((response) => (response.ok ? response.text() : Promise.reject(response.status)))
         .then((html) => {
-          target.innerHTML = html;
-          const head = target.querySelector("[data-status]");
+          redraw(targets, html);
+          const head = targets[0].querySelector("[data-status]");
           if (head) shownStatus = head.dataset.status;
         })
         .catch(() => {})
