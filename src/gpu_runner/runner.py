@@ -16,6 +16,9 @@ Procrastinate's own worker does one SQL round trip to take a job and another to 
 caps it at a few hundred jobs per second, far below what one GPU can serve. This runner keeps
 Procrastinate's tables, triggers, events, heartbeats and abort requests, and moves jobs in groups.
 
+A paused queue (``product.queue.pauses``) is skipped by the intake's statement itself: jobs
+held when it was paused run to their end, and its resume wakes the runner like a new job.
+
 Stopping (SIGTERM, SIGINT): no new jobs are taken; jobs held finish within ``shutdown_grace``
 seconds, and whatever has not finished by then is handed back to the queue at once, untried.
 A second signal hands back at once. Jobs of a runner that died without stopping (kill -9, lost
@@ -437,10 +440,14 @@ class Runner:
                 logger.warning("rescue of stalled jobs failed: %s", _first_line(error))
 
     async def _listen(self) -> None:
-        """Wake up on new jobs and abort requests (Procrastinate's NOTIFY channels)."""
+        """Wake up on new jobs, resumed queues (``product.queue.pauses``) and abort requests
+        (Procrastinate's NOTIFY channels)."""
 
         async def on_notification(*, channel: str, notification: dict) -> None:
             if notification["type"] == "job_inserted":
+                self._wake.set()
+            elif notification["type"] == "queue_resumed":
+                logger.info("queue %s resumed: taking its jobs again", notification.get("queue"))
                 self._wake.set()
             elif notification["type"] == "abort_job_requested":
                 self._abort_job(notification["job_id"])
