@@ -11,9 +11,9 @@ from product.inference.durations import format_duration
 class Command(BaseCommand):
     help = (
         "Show the queue: requests by model and status, the oldest waiting request's age, "
-        "Procrastinate jobs by queue and status, paused queues (who paused them, since when), throughput (requests finished per minute by "
-        "model over the last 1, 5 and 15 minutes) and the runners with their last heartbeat "
-        "and the jobs they are running."
+        "Procrastinate jobs by queue and status, paused queues (who paused them, since when), "
+        "throughput (requests finished per minute by model over the last 1, 5 and 15 minutes) "
+        "and the runners with their last heartbeat and the jobs they are running."
     )
 
     def add_arguments(self, parser):
