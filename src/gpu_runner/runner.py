@@ -55,7 +55,7 @@ from gpu_runner.batcher import ModelHung
 from gpu_runner.coalesce import Coalescer
 from gpu_runner.db import DatabaseThread, in_db, until_done
 from gpu_runner.handlers import JobHandler, Run
-from product.queue import intake, outcomes, workers
+from product.queue import intake, outcomes, pauses, workers
 from product.queue.backoff import Backoff
 from product.queue.errors import DATABASE_UNAVAILABLE
 
@@ -182,6 +182,10 @@ class Runner:
                 loop.add_signal_handler(signum, self.stop)
         self.worker_id = await until_done(workers.register)
         logger.info("worker %s taking jobs from %s", self.worker_id, ", ".join(self.queues))
+        for pause in await until_done(pauses.paused_queues):
+            if pause.queue_name in self.queues:
+                logger.warning("queue %s is paused (by %s): none of its jobs are taken until "
+                               "it is resumed", pause.queue_name, pause.paused_by)
         side_tasks = [
             loop.create_task(self._keep_heartbeat(), name="heartbeat"),
             loop.create_task(self._listen(), name="listen"),

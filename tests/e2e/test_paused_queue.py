@@ -21,6 +21,7 @@ def test_a_paused_models_requests_wait_until_it_is_resumed(make_user, tmp_path):
     # A draining runner runs every job it may take, then exits: it takes none of this one.
     drain = run_drain(tmp_path)
     assert drain.popen.returncode == 0, drain.output()
+    assert f"queue {MINILM.queue} is paused (by " in drain.output()
     request.refresh_from_db()
     assert request.status == RequestStatus.QUEUED
 
