@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # seconds; on a GPU machine the same pin resolves to PyPI's CUDA build.
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: install run test clean
+.PHONY: install run test manage clean
 
 install: $(VENV)/.installed
 
@@ -21,6 +21,11 @@ run: install
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# An operator command, e.g. `make manage ARGS="queue_status"`: beside `make run` it reaches the
+# same embedded PostgreSQL, with nothing to export (product.local_defaults).
+manage: install
+	@$(PY) manage.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .local staticfiles

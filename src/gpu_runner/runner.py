@@ -16,6 +16,9 @@ Procrastinate's own worker does one SQL round trip to take a job and another to 
 caps it at a few hundred jobs per second, far below what one GPU can serve. This runner keeps
 Procrastinate's tables, triggers, events, heartbeats and abort requests, and moves jobs in groups.
 
+A paused queue (``product.queue.pauses``) is skipped by the intake's statement itself: jobs
+held when it was paused run to their end, and its resume wakes the runner like a new job.
+
 Stopping (SIGTERM, SIGINT): no new jobs are taken; jobs held finish within ``shutdown_grace``
 seconds, and whatever has not finished by then is handed back to the queue at once, untried.
 A second signal hands back at once. Jobs of a runner that died without stopping (kill -9, lost
@@ -53,7 +56,7 @@ from gpu_runner.batcher import ModelHung
 from gpu_runner.coalesce import Coalescer
 from gpu_runner.db import DatabaseThread, in_db, until_done
 from gpu_runner.handlers import JobHandler, Run
-from product.queue import intake, outcomes, workers
+from product.queue import intake, outcomes, pauses, workers
 from product.queue.backoff import Backoff
 from product.queue.errors import DATABASE_UNAVAILABLE
 
@@ -186,6 +189,10 @@ class Runner:
                 loop.add_signal_handler(signum, self.stop)
         self.worker_id = await until_done(workers.register)
         logger.info("worker %s taking jobs from %s", self.worker_id, ", ".join(self.queues))
+        for pause in await until_done(pauses.paused_queues):
+            if pause.queue_name in self.queues:
+                logger.warning("queue %s is paused (by %s): none of its jobs are taken until "
+                               "it is resumed", pause.queue_name, pause.paused_by)
         side_tasks = [
             loop.create_task(self._keep_heartbeat(), name="heartbeat"),
             loop.create_task(self._listen(), name="listen"),
@@ -461,10 +468,14 @@ class Runner:
                 logger.warning("rescue of stalled jobs failed: %s", _first_line(error))
 
     async def _listen(self) -> None:
-        """Wake up on new jobs and abort requests (Procrastinate's NOTIFY channels)."""
+        """Wake up on new jobs, resumed queues (``product.queue.pauses``) and abort requests
+        (Procrastinate's NOTIFY channels)."""
 
         async def on_notification(*, channel: str, notification: dict) -> None:
             if notification["type"] == "job_inserted":
+                self._wake.set()
+            elif notification["type"] == "queue_resumed":
+                logger.info("queue %s resumed: taking its jobs again", notification.get("queue"))
                 self._wake.set()
             elif notification["type"] == "abort_job_requested":
                 self._abort_job(notification["job_id"])

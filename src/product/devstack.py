@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from product.embedded_db import ensure_database_url
+from product.local_defaults import use_local_defaults
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,12 +23,12 @@ def _manage(*args: str) -> None:
 
 
 def main() -> int:
-    # Local runs are plain http on localhost: DEBUG relaxes the https-only cookie settings.
-    os.environ.setdefault("DEBUG", "1")
     os.environ.setdefault("PORT", "8000")
     # The Procfile names `uvicorn` and `python`: find them in this interpreter's environment.
     os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
-    database_url = ensure_database_url()
+    # Local runs are plain http on localhost: DEBUG relaxes the https-only cookie settings.
+    # `manage.py` in another terminal takes the same defaults and reaches the same database.
+    database_url = use_local_defaults()
     print(f"Database    {database_url}", flush=True)
     _manage("migrate", "--noinput", "-v", "0")
     _manage("ensure_local_user", "--token")

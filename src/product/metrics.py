@@ -32,6 +32,7 @@ from product.inference.models import ACTIVE_STATUSES, FINAL_STATUSES
 from product.inference.specs import REGISTRY as MODEL_REGISTRY
 from product.middleware import AnsweringMiddleware
 from product.queue import statuses as job_statuses
+from product.queue import pauses
 from product.queue import telemetry as queue_telemetry
 
 logger = logging.getLogger(__name__)
@@ -98,6 +99,16 @@ class QueueCollector(Collector):
         for queue in sorted(queues | set(ages)):
             oldest.add_metric([queue], ages.get(queue, 0.0))
         yield oldest
+
+        paused = GaugeMetricFamily(
+            "gpuqueue_queue_paused",
+            "1 while the queue is paused (runners take none of its jobs), else 0.",
+            labels=["queue"],
+        )
+        paused_queues = {pause.queue_name for pause in pauses.paused_queues()}
+        for queue in sorted(queues | paused_queues):
+            paused.add_metric([queue], 1 if queue in paused_queues else 0)
+        yield paused
 
         requests = GaugeMetricFamily(
             "gpuqueue_requests",

@@ -112,6 +112,16 @@ def test_an_idle_queue_reports_zeros_rather_than_no_series(staff_client):
     assert value(metrics, "gpuqueue_runners_live") == 0
 
 
+def test_a_paused_queue_is_reported_until_it_is_resumed(staff_client):
+    from product.queue import pauses
+
+    assert value(samples(staff_client.get("/metrics")), "gpuqueue_queue_paused", queue=QUEUE) == 0
+    pauses.pause(queue=QUEUE, paused_by="ops")
+    assert value(samples(staff_client.get("/metrics")), "gpuqueue_queue_paused", queue=QUEUE) == 1
+    pauses.resume(queue=QUEUE)
+    assert value(samples(staff_client.get("/metrics")), "gpuqueue_queue_paused", queue=QUEUE) == 0
+
+
 def test_a_job_scheduled_for_later_is_not_counted_as_waiting(staff_client, make_user):
     request = _submit(make_user("alice"))
     _sql("UPDATE procrastinate_jobs SET scheduled_at = now() + interval '1 hour' WHERE id = %s",

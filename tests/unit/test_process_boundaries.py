@@ -56,3 +56,27 @@ def test_check_deploy_is_clean_with_production_settings():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+    """manage.py with the tests' environment less SECRET_KEY, DEBUG and DATABASE_URL, plus
+    ``env``."""
+    unset = ("SECRET_KEY", "DEBUG", "DATABASE_URL")
+    environment = {key: value for key, value in os.environ.items() if key not in unset}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env={**environment, **env},
+        capture_output=True, text=True,
+    )
+
+
+def test_manage_py_with_a_database_url_still_requires_a_secret_key():
+    # A server is configured: this is not a bare checkout, so no local defaults apply.
+    result = run_manage("check", DATABASE_URL=os.environ["DATABASE_URL"])
+    assert result.returncode != 0
+    assert "SECRET_KEY is not set" in result.stderr
+
+
+def test_manage_py_with_debug_turned_off_takes_no_local_defaults():
+    result = run_manage("check", DEBUG="0")
+    assert result.returncode != 0
+    assert "SECRET_KEY is not set" in result.stderr

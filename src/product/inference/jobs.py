@@ -1,5 +1,6 @@
-"""The queue side of a request: the task's name, its priorities, and deferring and cancelling
-its jobs (through the queue engine, ``product.queue.jobs``).
+"""The queue side of a request: the task's name, its priorities, deferring and cancelling its
+jobs (through the queue engine, ``product.queue.jobs``), and pausing a model's queue
+(``product.queue.pauses``).
 
 The task body lives in the runner; the web defers it by name, so the web never imports the
 runner or torch. The job is deferred on Django's connection, so inside ``transaction.atomic()``
@@ -17,6 +18,7 @@ from django.conf import settings
 from product.inference.models import RequestPriority
 from product.inference.specs import InputError, get_spec
 from product.queue import jobs as queue_jobs
+from product.queue import pauses
 
 RUN_REQUEST_TASK = "inference.run_request"
 
@@ -63,3 +65,16 @@ def defer_run_sql(
 def cancel_job(job_id: int) -> bool:
     """Cancel a waiting job, or ask the runner to abort it if it is running."""
     return queue_jobs.cancel(job_id)
+
+
+def pause_model(*, model: str, paused_by: str, reason: str = "") -> tuple[pauses.QueuePause, bool]:
+    """Pause ``model``'s queue: runners take none of its jobs (they finish those they hold)
+    until it is resumed; requests are still accepted and wait. The pause, and whether this call
+    paused it (False: it was paused already). Raises InputError for an unknown model."""
+    return pauses.pause(queue=get_spec(model).queue, paused_by=paused_by, reason=reason)
+
+
+def resume_model(*, model: str) -> pauses.QueuePause | None:
+    """Resume ``model``'s queue and wake its runners (when the transaction commits): the pause
+    that ended, None when it was not paused. Raises InputError for an unknown model."""
+    return pauses.resume(queue=get_spec(model).queue)

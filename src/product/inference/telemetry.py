@@ -22,6 +22,7 @@ from product.inference.models import (
     InferenceRequest,
     RequestStatus,
 )
+from product.queue import pauses
 from product.queue import telemetry as queue_telemetry
 
 THROUGHPUT_WINDOWS_MINUTES = (1, 5, 15)
@@ -29,7 +30,7 @@ THROUGHPUT_WINDOWS_MINUTES = (1, 5, 15)
 
 def queue_overview() -> dict:
     """Requests by model and status, the age of the oldest queued one, jobs by queue and
-    status, throughput and runners."""
+    status, paused queues, throughput and runners."""
     counts = (
         InferenceRequest.objects.order_by()
         .values("model", "status")
@@ -43,6 +44,7 @@ def queue_overview() -> dict:
         "counts": list(counts),
         "oldest_queued_age": oldest_age,
         "jobs": queue_telemetry.job_counts(),
+        "paused": pauses.paused_queues(),
         "throughput": throughput(),
         "runners": queue_telemetry.runners(),
     }

@@ -4,8 +4,10 @@ PostgreSQL is the queue; Procrastinate owns its schema (tables, triggers, functi
 admin, CLI and ``JobManager``. This package is how the product uses that schema: the web
 defers, locks and cancels single jobs (``jobs``); runners take many jobs per statement
 (``intake``), end them (``outcomes``), and register, send heartbeats and rescue the jobs of
-dead runners (``workers``); operators read the queue's state (``telemetry``) and prune old
-jobs (``retention``). It never imports torch, so the web imports it freely.
+dead runners (``workers``); operators read the queue's state (``telemetry``), prune old
+jobs (``retention``) and pause and resume a queue (``pauses``: the one table of the package's
+own, ``models.PausedQueue``, as Procrastinate 3.10.0 has no pause). It never imports torch, so
+the web imports it freely.
 
 The rules every statement here keeps:
 

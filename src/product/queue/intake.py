@@ -4,7 +4,7 @@ Procrastinate's own worker fetches one job per round trip. ``fetch`` makes the s
 change on many rows at once, with the same rules as ``procrastinate_fetch_job_v2`` (highest
 priority first; ``FOR UPDATE SKIP LOCKED``; jobs sharing a ``lock`` run one at a time, in
 order), so Procrastinate's triggers record the same events and its admin, CLI and worker
-heartbeats keep telling the truth. Within a priority, jobs are taken in fair turns between
+heartbeats keep telling the truth. Jobs of paused queues (``pauses``) are not taken. Within a priority, jobs are taken in fair turns between
 owners rather than oldest first (the statements are in ``intake.sql``).
 """
 

@@ -9,9 +9,11 @@
 -- candidate, so one fetch takes at most one job per lock, and never one whose lock is running.
 -- (Written "lock IS NULL OR NOT EXISTS" so that jobs without a lock, nearly all, cost no
 -- look-up: as a plain NOT EXISTS PostgreSQL hashes the whole table for an anti-join at every
--- fetch.)
+-- fetch.) Paused queues (product.queue.pauses) are left out: their list is read once per
+-- statement (an uncorrelated subquery), and is usually empty.
        jobs.status = 'todo'
    AND jobs.queue_name = ANY(%(queues)s)
+   AND jobs.queue_name <> ALL(ARRAY(SELECT queue_name FROM queue_paused_queues))
    AND (jobs.scheduled_at IS NULL OR jobs.scheduled_at <= now())
    AND (jobs.lock IS NULL OR NOT EXISTS (
         SELECT 1

@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "procrastinate.contrib.django",
+    "product.queue",
     "product.accounts",
     "product.inference",
     "product.quotas",

@@ -9,8 +9,9 @@ from product.env import env_float, env_int, env_str, parse_database_url
 _database_url = env_str("DATABASE_URL")
 if not _database_url:
     raise ImproperlyConfigured(
-        "DATABASE_URL is not set. `make run` and `make test` start an embedded PostgreSQL and "
-        "set it for you; otherwise point it at your server (postgres://user:pass@host/db)."
+        "DATABASE_URL is not set. `make run`, `make test` and `manage.py` in a checkout where "
+        "neither DATABASE_URL nor SECRET_KEY is set start an embedded PostgreSQL and set it for "
+        "you; otherwise point it at your server (postgres://user:pass@host/db)."
     )
 DATABASES = {"default": parse_database_url(_database_url)}
 # A process-wide psycopg pool: under ASGI each request runs its database code in a thread of

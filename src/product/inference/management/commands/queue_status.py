@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 from django.conf import settings
@@ -10,9 +11,9 @@ from product.inference.durations import format_duration
 class Command(BaseCommand):
     help = (
         "Show the queue: requests by model and status, the oldest waiting request's age, "
-        "Procrastinate jobs by queue and status, throughput (requests finished per minute by "
-        "model over the last 1, 5 and 15 minutes) and the runners with their last heartbeat "
-        "and the jobs they are running."
+        "Procrastinate jobs by queue and status, paused queues (who paused them, since when), "
+        "throughput (requests finished per minute by model over the last 1, 5 and 15 minutes) "
+        "and the runners with their last heartbeat and the jobs they are running."
     )
 
     def add_arguments(self, parser):
@@ -25,11 +26,16 @@ class Command(BaseCommand):
             overview["oldest_queued_age"] = age.total_seconds() if age else None
             for runner in overview["runners"]:
                 runner["heartbeat_age"] = runner["heartbeat_age"].total_seconds()
+            overview["paused"] = [
+                {**dataclasses.asdict(pause), "paused_for": pause.paused_for.total_seconds()}
+                for pause in overview["paused"]
+            ]
             self.stdout.write(json.dumps(overview, indent=2, default=str))
             return
         self._table("Requests", "model", overview["counts"])
         self.stdout.write(f"Oldest queued request: {format_duration(overview['oldest_queued_age'])}")
         self._table("Jobs", "queue_name", overview["jobs"])
+        self._paused(overview["paused"])
         self._throughput(overview["throughput"])
         self._runners(overview["runners"])
 
@@ -40,6 +46,18 @@ class Command(BaseCommand):
             self.stdout.write(f"  {row[key]:<28} {row['status']:<10} {row['n']:>7}")
         if not rows:
             self.stdout.write("  (none)")
+
+    def _paused(self, pauses: list) -> None:
+        if not pauses:
+            self.stdout.write("Paused queues: none")
+            return
+        self.stdout.write("Paused queues (runners take none of their jobs until resume_queue)")
+        self.stdout.write(f"  {'queue':<28} {'paused for':>10}  by, reason")
+        for pause in pauses:
+            why = f"{pause.paused_by}: {pause.reason}" if pause.reason else pause.paused_by
+            self.stdout.write(
+                f"  {pause.queue_name:<28} {format_duration(pause.paused_for):>10}  {why}"
+            )
 
     def _throughput(self, rows: list[dict]) -> None:
         windows = telemetry.THROUGHPUT_WINDOWS_MINUTES
