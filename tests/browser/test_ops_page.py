@@ -56,3 +56,45 @@ def test_a_user_without_the_permission_gets_403(web, failed, page):
     sign_in(page, web, "dave")
     response = page.goto(f"{web}/ops/")
     assert response.status == 403
+
+
+@pytest.fixture
+def operator_token(make_user, token_for):
+    make_user("ops", staff=True, perms=["inference.view_inferencerequest", "inference.change_inferencerequest"])
+    return token_for(make_user("erin"))
+
+
+def test_pausing_stops_intake_and_resuming_starts_it_again(web, operator_token, page, tmp_path):
+    import json
+    import time
+    import urllib.request
+
+    def api(path: str, body: dict | None = None) -> dict:
+        request = urllib.request.Request(
+            f"{web}/api/v1/{path}", data=body and json.dumps(body).encode(),
+            headers={"Authorization": operator_token, "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request) as response:
+            return json.loads(response.read())
+
+    sign_in(page, web, "ops", then="/ops/")
+    runner = start_runner(tmp_path)
+    try:
+        runner.wait_for_output("taking jobs from")
+        page.click("#model-queues .pause-queue button")
+        page.wait_for_url("**/ops/")
+        assert "paused" in page.locator("#model-queues").inner_text()
+        submitted = api("requests", {"model": MINILM.name, "input": "wait for the resume"})
+        time.sleep(3)  # Several of the runner's polls and wake-ups: none may take it.
+        assert api(f"requests/{submitted['id']}")["status"] == "queued"
+        page.locator("#runners .state-paused").wait_for()
+        screenshot(page, "ops-paused", tmp_path)
+
+        page.click("#model-queues .resume-queue button")
+        page.wait_for_url("**/ops/")
+        deadline = time.monotonic() + 60
+        while api(f"requests/{submitted['id']}")["status"] != "succeeded":
+            assert time.monotonic() < deadline, "the resumed queue's request did not run"
+            time.sleep(0.2)
+    finally:
+        runner.terminate()

@@ -128,3 +128,51 @@ def _finished(action: OpsAction, timeout: float = 30) -> OpsAction:
         time.sleep(0.05)
         action.refresh_from_db()
     return action
+
+
+def test_pausing_and_resuming_a_models_queue_from_the_page(client, operator, make_user):
+    from product.queue.pauses import paused_queues
+    from product.runners.services import Report, runner_report
+
+    runner_report(Report(
+        worker_id=1, name="r1", host="h", pid=1, device="cpu", device_name="", memory_used_bytes=None,
+        memory_total_bytes=None, model_names=[MINILM.name], jobs_held=0, texts_per_second=0,
+        batches_per_second=0, draining=False,
+    ))
+    submit(make_user("alice"))
+    client.force_login(operator)
+
+    client.post("/ops/queues/pause", {"model": MINILM.name})
+    assert [p.queue_name for p in paused_queues()] == [MINILM.queue]
+    assert [p.paused_by for p in paused_queues()] == ["ops"]
+    live = client.get("/ops/?partial=live").content.decode()
+    assert 'class="resume-queue"' in live and 'state-paused">paused</span>' in live
+
+    client.post("/ops/queues/resume", {"model": MINILM.name})
+    assert paused_queues() == []
+    kinds = [(a.kind, a.matched, a.by.username) for a in OpsAction.objects.order_by("id")]
+    assert kinds == [("pause", 1, "ops"), ("resume", 1, "ops")]
+    assert client.post("/ops/queues/pause", {"model": "nope"}).status_code == 404
+
+
+def test_a_runners_state_follows_its_reports_and_the_pauses():
+    from datetime import timedelta
+
+    from django.db.models.functions import Now
+
+    from product.runners.models import RunnerReport
+    from product.runners.selectors import runner_rows
+    from product.runners.services import Report, runner_report
+
+    def report(worker_id: int, draining: bool = False) -> None:
+        runner_report(Report(
+            worker_id=worker_id, name=f"r{worker_id}", host="h", pid=worker_id, device="cpu",
+            device_name="", memory_used_bytes=None, memory_total_bytes=None,
+            model_names=[MINILM.name], jobs_held=0, texts_per_second=0, batches_per_second=0,
+            draining=draining,
+        ))
+
+    report(1), report(2, draining=True), report(3)
+    RunnerReport.objects.filter(worker_id=3).update(reported_at=Now() - timedelta(minutes=5))
+    assert [row.state for row in runner_rows()] == ["live", "draining", "stale"]
+    assert [row.state for row in runner_rows(paused_models=frozenset({MINILM.name}))][0] == "paused"

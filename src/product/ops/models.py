@@ -11,6 +11,8 @@ class OpsAction(models.Model):
         REQUEUE = "requeue", "Requeue"
         CANCEL = "cancel", "Cancel"
         DISMISS = "dismiss", "Dismiss failures"
+        PAUSE = "pause", "Pause queue"
+        RESUME = "resume", "Resume queue"
 
     class State(models.TextChoices):
         RUNNING = "running", "Running"

@@ -11,7 +11,10 @@ from django.db import connection
 
 from product.inference.filters import normalised_error
 from product.inference.models import InferenceRequest
+from product.inference.specs import REGISTRY
 from product.ops.models import FailureDismissal, OpsAction
+from product.queue import pauses
+from product.queue.pauses import QueuePause
 
 REQUESTS = InferenceRequest._meta.db_table
 DISMISSALS = FailureDismissal._meta.db_table
@@ -124,6 +127,18 @@ def failure_groups(*, limit: int = 20) -> list[FailureGroup]:
     with connection.cursor() as cursor:
         cursor.execute(_FAILURES, {"limit": limit})
         return [FailureGroup(*row) for row in cursor.fetchall()]
+
+
+@dataclass(frozen=True)
+class ModelQueue:
+    model: str
+    pause: QueuePause | None  # None: running.
+
+
+def model_queues() -> list[ModelQueue]:
+    """Each registered model's queue, paused (with who, when and why) or not."""
+    paused = {pause.queue_name: pause for pause in pauses.paused_queues()}
+    return [ModelQueue(spec.name, paused.get(spec.queue)) for spec in REGISTRY.values()]
 
 
 def recent_actions(*, limit: int = 20) -> list[OpsAction]:

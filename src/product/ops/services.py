@@ -11,13 +11,16 @@ again does the rest, since what it already changed no longer matches.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import QuerySet
 from django.db.models.functions import Now
 
+from product.inference import jobs
 from product.inference import services as inference
 from product.inference.filters import RequestFilter
 from product.inference.models import ACTIVE_STATUSES, FINAL_STATUSES, InferenceRequest, RequestStatus
@@ -104,4 +107,31 @@ def failures_dismiss(*, user, model: str, error_key: str) -> OpsAction:
         kind=OpsAction.Kind.DISMISS, by=user, filter=request_filter.query(),
         description=describe(request_filter), matched=count, done=count, changed=count,
         state=OpsAction.State.DONE, finished_at=Now(),
+    )
+
+
+def queue_pause(*, user, model: str, reason: str = "") -> OpsAction:
+    """Pause ``model``'s queue (runners finish what they hold and take no more), recorded."""
+    jobs.pause_model(model=model, paused_by=user.get_username(), reason=reason)
+    return _queue_action(user, OpsAction.Kind.PAUSE, model)
+
+
+def queue_resume(*, user, model: str) -> OpsAction:
+    """Resume ``model``'s queue; its runners wake at once. Recorded."""
+    jobs.resume_model(model=model)
+    return _queue_action(user, OpsAction.Kind.RESUME, model)
+
+
+def _queue_action(user, kind: str, model: str) -> OpsAction:
+    """The record of a pause or resume, counting the model's queued requests it concerns, and
+    a note to the web processes, whose operations pages redraw."""
+    request_filter = RequestFilter(statuses=(RequestStatus.QUEUED,), model=model)
+    waiting = request_filter.apply(InferenceRequest.objects.all()).count()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_notify(%s, %s)", [settings.INFERENCE_STATUS_CHANNEL, json.dumps({"queue": model})]
+        )
+    return OpsAction.objects.create(
+        kind=kind, by=user, filter={"model": model}, description=f"model={model}",
+        matched=waiting, done=waiting, changed=0, state=OpsAction.State.DONE, finished_at=Now(),
     )

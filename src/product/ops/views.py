@@ -10,12 +10,13 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from product.inference import selectors as requests
 from product.inference.filters import RequestFilter, RequestFilterForm
+from product.inference.specs import REGISTRY
 from product.ops import selectors, services
 from product.ops.charts import line_chart
 from product.ops.models import OpsAction
@@ -68,9 +69,12 @@ def _live_context() -> dict:
             line_chart([b.wait_p95_seconds for b in buckets], title="Queue wait p95", unit="s"),
             line_chart([b.failures for b in buckets], title="Failures", unit=""),
         ]
+    queues = selectors.model_queues()
+    paused = frozenset(queue.model for queue in queues if queue.pause is not None)
     return {
         "depth": selectors.queue_depth(),
-        "runners": runner_rows(),
+        "queues": queues,
+        "runners": runner_rows(paused_models=paused),
         "failures": selectors.failure_groups(),
         "actions": selectors.recent_actions(),
         "charts": charts,
@@ -113,3 +117,30 @@ def failures_dismiss(request: HttpRequest) -> HttpResponse:
     )
     messages.info(request, f"Dismissed {action.matched} failure(s).")
     return redirect("ops:page")
+
+
+@_operator
+@require_POST
+def queue_pause(request: HttpRequest) -> HttpResponse:
+    _acting(request.user)
+    model = _model(request)
+    services.queue_pause(user=request.user, model=model, reason=request.POST.get("reason", "")[:500])
+    messages.info(request, f"Paused {model}: runners finish what they hold and take no more of it.")
+    return redirect("ops:page")
+
+
+@_operator
+@require_POST
+def queue_resume(request: HttpRequest) -> HttpResponse:
+    _acting(request.user)
+    model = _model(request)
+    services.queue_resume(user=request.user, model=model)
+    messages.info(request, f"Resumed {model}.")
+    return redirect("ops:page")
+
+
+def _model(request: HttpRequest) -> str:
+    model = request.POST.get("model", "")
+    if model not in REGISTRY:
+        raise Http404(f"No model {model!r}.")
+    return model

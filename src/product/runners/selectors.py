@@ -23,10 +23,10 @@ class RunnerRow:
     seconds_since_report: float
 
 
-def runner_rows(*, paused_queues: frozenset[str] = frozenset()) -> list[RunnerRow]:
+def runner_rows(*, paused_models: frozenset[str] = frozenset()) -> list[RunnerRow]:
     """Every runner that reported in the last hour. A runner is *stale* when its last report
     is older than RUNNER_STALE_AFTER (it died, or cannot reach the database), *draining*
-    while it stops, *paused* when every model it hosts has its queue paused (by model name)."""
+    while it stops, *paused* when every model it hosts has its queue paused."""
     reports: QuerySet[RunnerReport] = RunnerReport.objects.filter(
         reported_at__gte=Now() - SHOWN_FOR
     ).annotate(age=RawSQL("EXTRACT(EPOCH FROM now() - reported_at)::float8", [], output_field=FloatField()))
@@ -36,7 +36,7 @@ def runner_rows(*, paused_queues: frozenset[str] = frozenset()) -> list[RunnerRo
             state = "stale"
         elif report.draining:
             state = "draining"
-        elif report.model_names and set(report.model_names) <= paused_queues:
+        elif report.model_names and set(report.model_names) <= paused_models:
             state = "paused"
         else:
             state = "live"
