@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import path, re_path
 
 from product.ops import views
 
@@ -8,6 +8,5 @@ urlpatterns = [
     path("", views.ops_page, name="page"),
     path("actions", views.ops_action, name="action"),
     path("failures/dismiss", views.failures_dismiss, name="failures_dismiss"),
-    path("queues/pause", views.queue_pause, name="queue_pause"),
-    path("queues/resume", views.queue_resume, name="queue_resume"),
+    re_path(r"^queues/(?P<change>pause|resume)$", views.queue_intake, name="queue_intake"),
 ]

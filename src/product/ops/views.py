@@ -121,21 +121,16 @@ def failures_dismiss(request: HttpRequest) -> HttpResponse:
 
 @_operator
 @require_POST
-def queue_pause(request: HttpRequest) -> HttpResponse:
+def queue_intake(request: HttpRequest, change: str) -> HttpResponse:
+    """Pause (``change`` "pause") or resume the posted model's queue."""
     _acting(request.user)
     model = _model(request)
-    services.queue_pause(user=request.user, model=model, reason=request.POST.get("reason", "")[:500])
-    messages.info(request, f"Paused {model}: runners finish what they hold and take no more of it.")
-    return redirect("ops:page")
-
-
-@_operator
-@require_POST
-def queue_resume(request: HttpRequest) -> HttpResponse:
-    _acting(request.user)
-    model = _model(request)
-    services.queue_resume(user=request.user, model=model)
-    messages.info(request, f"Resumed {model}.")
+    if change == "pause":
+        services.queue_pause(user=request.user, model=model, reason=request.POST.get("reason", "")[:500])
+        messages.info(request, f"Paused {model}: runners finish what they hold and take no more of it.")
+    else:
+        services.queue_resume(user=request.user, model=model)
+        messages.info(request, f"Resumed {model}.")
     return redirect("ops:page")
 
 
