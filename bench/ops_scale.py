@@ -115,7 +115,8 @@ def seed(rows: int) -> None:
             {"queue": MINILM.queue},
         )
         cursor.execute("SELECT setval(pg_get_serial_sequence('procrastinate_jobs', 'id'), %s)", [rows])
-        cursor.execute("ANALYZE")
+    with connection.cursor() as cursor:  # VACUUM cannot run in a transaction block.
+        cursor.execute("VACUUM ANALYZE")
 
 
 def measure(options: argparse.Namespace) -> None:

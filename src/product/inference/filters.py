@@ -24,15 +24,6 @@ from product.inference.specs import REGISTRY
 MAX_SEARCH = 200
 
 
-def normalised_error(column: str) -> str:
-    """SQL for ``column``'s error with its numbers and hex values blanked, so failures that
-    differ only in an index, a size or an address are one group ("input[N] has N characters")."""
-    return (
-        f"regexp_replace(regexp_replace({column}, '0x[0-9a-fA-F]+', '0x…', 'g'), "
-        "'[0-9]+', 'N', 'g')"
-    )
-
-
 @dataclass(frozen=True)
 class RequestFilter:
     """Requests matching every criterion given (None or empty: not filtered by it)."""
@@ -43,7 +34,7 @@ class RequestFilter:
     priority: str | None = None
     owner: str | None = None  # A username.
     error_contains: str | None = None  # In the stored error, ignoring case.
-    error_group: str | None = None  # The normalised error (``normalised_error``), exactly.
+    error_group: str | None = None  # The normalised error (``InferenceRequest.error_key``).
     text_contains: str | None = None  # In any of the inputs' texts, ignoring case.
     created_from: date | None = None
     created_to: date | None = None
@@ -64,9 +55,7 @@ class RequestFilter:
         if self.error_contains:
             requests = requests.filter(error__icontains=self.error_contains)
         if self.error_group:
-            requests = requests.filter(
-                RawSQL(f"{normalised_error(_column('error'))} = %s", [self.error_group], output_field=BooleanField())
-            )
+            requests = requests.filter(error_key=self.error_group)
         if self.text_contains:
             requests = requests.filter(_inputs_contain(self.text_contains))
         if self.created_from is not None:
@@ -92,10 +81,6 @@ class RequestFilter:
         return {name: value for name, value in values.items() if value}
 
 
-def _column(name: str) -> str:
-    return f"{InferenceRequest._meta.db_table}.{name}"
-
-
 def _start_of(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day, time.min))
 
@@ -106,7 +91,7 @@ def _inputs_contain(text: str) -> RawSQL:
     ``q``), written as a JSON string, which is also how SQL/JSON paths quote one."""
     path = f"$.** ? (@ like_regex {json.dumps(text, ensure_ascii=False)} flag \"iq\")"
     return RawSQL(
-        f"jsonb_path_exists({_column('inputs')}, %s::jsonpath)", [path],
+        f"jsonb_path_exists({InferenceRequest._meta.db_table}.inputs, %s::jsonpath)", [path],
         output_field=BooleanField(),
     )
 

@@ -2,8 +2,16 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models import F, Func, Value
 from django.db.models.functions import Now
 from pgvector.django import VectorField
+
+
+def normalised_error(error) -> Func:
+    """``error`` with its hex values and then its numbers blanked, so failures that differ only
+    in an index, a size or an address are one group."""
+    hexes = Func(error, Value("0x[0-9a-fA-F]+"), Value("0x…"), Value("g"), function="regexp_replace")
+    return Func(hexes, Value("[0-9]+"), Value("N"), Value("g"), function="regexp_replace")
 
 
 class RequestStatus(models.TextChoices):
@@ -63,16 +71,28 @@ class InferenceRequest(models.Model):
     compute_ms = models.FloatField(
         null=True, blank=True, help_text="Time spent in the model's forward passes."
     )
+    # The error with its numbers and hex values blanked ("input[N] has N characters"), kept by
+    # PostgreSQL as the error is written: failures are grouped by it (the operations page).
+    error_key = models.GeneratedField(
+        expression=normalised_error(F("error")), output_field=models.TextField(), db_persist=True
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["owner", "-created_at"], name="request_owner_recent"),
             models.Index(fields=["status", "model", "created_at"], name="request_status_model"),
-            # Throughput (queue_status, /metrics) and pruning look at recent or old finishes.
+            # Throughput (queue_status, /metrics, the operations page's charts) and pruning look
+            # at recent or old finishes; the charts' columns are included, for index-only scans.
             models.Index(
                 fields=["finished_at"], name="request_finished",
                 condition=models.Q(finished_at__isnull=False),
+                include=["status", "item_count", "created_at", "started_at"],
+            ),
+            # Failures grouped by model and normalised error, read from the index alone.
+            models.Index(
+                fields=["model", "error_key", "finished_at"], name="request_failure_groups",
+                condition=models.Q(status="failed"),
             ),
         ]
 

@@ -147,16 +147,17 @@ def _unsaved_request(**values: Any) -> InferenceRequest:
 def _insert_statement() -> tuple[str, list, list]:
     """The request's INSERT for ``_admit_and_create``: its id from CTE ``admitted``, its job's
     from ``job``, every other column a parameter named ``row_<field>``; RETURNING ``id``,
-    ``job_id``, ``owner_id``, ``status`` and the columns the database fills (``db_default``).
+    ``job_id``, ``owner_id``, ``status`` and the columns the database fills (``db_default``,
+    generated columns).
     Also the fields given as parameters and those read back.
 
     Written out rather than ``objects.create``: the ORM's compiling of the INSERT cost more of
     the web's CPU than PostgreSQL spends running it."""
     fields = InferenceRequest._meta.concrete_fields
     from_ctes = {"id": "admitted.id", "job_id": "job.id"}
-    written = [field for field in fields if field.db_default is NOT_PROVIDED]
+    filled = [field for field in fields if field.db_default is not NOT_PROVIDED or field.generated]
+    written = [field for field in fields if field not in filled]
     given = [field for field in written if field.attname not in from_ctes]
-    filled = [field for field in fields if field.db_default is not NOT_PROVIDED]
     quote = connection.ops.quote_name
     columns = ", ".join(quote(field.column) for field in written)
     values = ", ".join(from_ctes.get(field.attname, f"%(row_{field.attname})s") for field in written)

@@ -9,7 +9,6 @@ from datetime import datetime, timedelta
 
 from django.db import connection
 
-from product.inference.filters import normalised_error
 from product.inference.models import InferenceRequest
 from product.inference.specs import REGISTRY
 from product.ops.models import FailureDismissal, OpsAction
@@ -103,21 +102,30 @@ class FailureGroup:
     last_seen: datetime
 
 
+# Grouped from the index on (model, error_key, finished_at) of failed requests; one example
+# error per group is read afterwards.
 _FAILURES = f"""
-WITH failed AS (
-    SELECT model, {normalised_error("error")} AS error_key, error, finished_at
-      FROM {REQUESTS}
-     WHERE status = 'failed'
+WITH groups AS (
+    SELECT failed.model, failed.error_key, count(*) AS n, min(failed.finished_at) AS first_seen,
+           max(failed.finished_at) AS last_seen
+      FROM {REQUESTS} AS failed
+      LEFT JOIN LATERAL (
+           SELECT max(d.dismissed_at) AS until FROM {DISMISSALS} AS d
+            WHERE d.model = failed.model AND d.error_key = failed.error_key) AS dismissed ON true
+     WHERE failed.status = 'failed'
+       AND (dismissed.until IS NULL OR failed.finished_at > dismissed.until)
+     GROUP BY failed.model, failed.error_key
+     ORDER BY max(failed.finished_at) DESC
+     LIMIT %(limit)s
 )
-SELECT model, error_key, min(error), count(*), min(finished_at), max(finished_at)
-  FROM failed
- WHERE NOT EXISTS (
-       SELECT 1 FROM {DISMISSALS} AS d
-        WHERE d.model = failed.model AND d.error_key = failed.error_key
-          AND d.dismissed_at >= failed.finished_at)
- GROUP BY model, error_key
- ORDER BY max(finished_at) DESC
- LIMIT %(limit)s
+SELECT groups.model, groups.error_key,
+       (SELECT example.error FROM {REQUESTS} AS example
+         WHERE example.status = 'failed' AND example.model = groups.model
+           AND example.error_key = groups.error_key AND example.finished_at = groups.last_seen
+         LIMIT 1),
+       groups.n, groups.first_seen, groups.last_seen
+  FROM groups
+ ORDER BY groups.last_seen DESC
 """
 
 
