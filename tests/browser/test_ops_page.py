@@ -3,6 +3,7 @@ finish, and requeueing the failed requests of a group makes them run again; a us
 permission gets a 403."""
 
 import pytest
+from django.db.models.functions import Now
 
 from product.inference import services
 from product.inference.models import InferenceRequest, RequestStatus
@@ -25,7 +26,7 @@ def failed(make_user):
         for n in range(3)
     ]
     InferenceRequest.objects.filter(pk__in=[r.pk for r in requests]).update(
-        status=RequestStatus.FAILED, error="CUDA out of memory (tried 12 MiB)"
+        status=RequestStatus.FAILED, error="CUDA out of memory (tried 12 MiB)", finished_at=Now()
     )
     return requests
 

@@ -103,7 +103,7 @@ class FailureGroup:
 
 
 # Grouped from the index on (model, error_key, finished_at) of failed requests; one example
-# error per group is read afterwards.
+# error per group (its latest) is read afterwards.
 _FAILURES = f"""
 WITH groups AS (
     SELECT failed.model, failed.error_key, count(*) AS n, min(failed.finished_at) AS first_seen,
@@ -121,8 +121,8 @@ WITH groups AS (
 SELECT groups.model, groups.error_key,
        (SELECT example.error FROM {REQUESTS} AS example
          WHERE example.status = 'failed' AND example.model = groups.model
-           AND example.error_key = groups.error_key AND example.finished_at = groups.last_seen
-         LIMIT 1),
+           AND example.error_key = groups.error_key
+         ORDER BY example.finished_at DESC NULLS LAST LIMIT 1),
        groups.n, groups.first_seen, groups.last_seen
   FROM groups
  ORDER BY groups.last_seen DESC
