@@ -12,7 +12,8 @@ from django.utils.module_loading import import_string
 from gpu_runner.batcher import Batcher
 from gpu_runner.device import describe, pick_device, pick_dtype
 from gpu_runner.models.base import RunnerModel
-from product.inference.specs import REGISTRY, ModelSpec, get_spec
+from product.inference.registry import REGISTRY, get_spec
+from product.inference.specs import ModelSpec
 
 logger = logging.getLogger(__name__)
 

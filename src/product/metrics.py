@@ -29,7 +29,7 @@ from prometheus_client.registry import Collector
 
 from product.inference import selectors, telemetry
 from product.inference.models import ACTIVE_STATUSES, FINAL_STATUSES
-from product.inference.specs import REGISTRY as MODEL_REGISTRY
+from product.inference.registry import REGISTRY as MODEL_REGISTRY
 from product.middleware import AnsweringMiddleware
 from product.queue import statuses as job_statuses
 from product.queue import telemetry as queue_telemetry

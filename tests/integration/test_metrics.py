@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from product.inference import services
 from product.inference.models import InferenceRequest
-from product.inference.specs import MINILM
+from inference_models.sentence_embedding.spec import SPEC as MINILM
 from tests.support.runners import register_runner
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("empty_queue")]

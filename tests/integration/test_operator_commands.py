@@ -19,7 +19,7 @@ from procrastinate.contrib.django.models import ProcrastinateEvent, Procrastinat
 from product.inference import services
 from product.inference.management.progress import ProgressBar
 from product.inference.models import InferenceRequest, RequestStatus
-from product.inference.specs import MINILM
+from inference_models.sentence_embedding.spec import SPEC as MINILM
 from tests.support.runners import register_runner
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("empty_queue")]
