@@ -9,7 +9,8 @@ from product.inference.durations import format_duration
 
 class Command(BaseCommand):
     help = (
-        "Show the queue: requests by model and status, the oldest waiting request's age, "
+        "Show the queue: requests by model and status, the oldest waiting request's age, each "
+        "model's depth (requests and inputs queued and running, its oldest queued request), "
         "Procrastinate jobs by queue and status, throughput (requests finished per minute by "
         "model over the last 1, 5 and 15 minutes) and the runners with their last heartbeat "
         "and the jobs they are running."
@@ -23,12 +24,16 @@ class Command(BaseCommand):
         if as_json:
             age = overview["oldest_queued_age"]
             overview["oldest_queued_age"] = age.total_seconds() if age else None
+            for row in overview["depth"]:
+                age = row["oldest_queued_age"]
+                row["oldest_queued_age"] = age.total_seconds() if age else None
             for runner in overview["runners"]:
                 runner["heartbeat_age"] = runner["heartbeat_age"].total_seconds()
             self.stdout.write(json.dumps(overview, indent=2, default=str))
             return
         self._table("Requests", "model", overview["counts"])
         self.stdout.write(f"Oldest queued request: {format_duration(overview['oldest_queued_age'])}")
+        self._depth(overview["depth"])
         self._table("Jobs", "queue_name", overview["jobs"])
         self._throughput(overview["throughput"])
         self._runners(overview["runners"])
@@ -40,6 +45,15 @@ class Command(BaseCommand):
             self.stdout.write(f"  {row[key]:<28} {row['status']:<10} {row['n']:>7}")
         if not rows:
             self.stdout.write("  (none)")
+
+    def _depth(self, rows: list[dict]) -> None:
+        self.stdout.write("Depth by model (requests, and their inputs in brackets)")
+        self.stdout.write(f"  {'model':<32}{'queued':>16}{'running':>16}{'oldest queued':>16}")
+        for row in rows:
+            queued = f"{row['queued']} ({row['queued_inputs']})"
+            running = f"{row['running']} ({row['running_inputs']})"
+            oldest = format_duration(row["oldest_queued_age"])
+            self.stdout.write(f"  {row['model']:<32}{queued:>16}{running:>16}{oldest:>16}")
 
     def _throughput(self, rows: list[dict]) -> None:
         windows = telemetry.THROUGHPUT_WINDOWS_MINUTES
