@@ -34,13 +34,26 @@ class Runtime:
 _current: Runtime | None = None
 
 
+def hosted_models() -> list[str]:
+    """The models this runner hosts: ``GPU_RUNNER_MODELS`` (empty: every registered model)
+    less ``GPU_RUNNER_EXCLUDE_MODELS``, so a runner group can host "every model but those
+    that have runners of their own", models added later included. A name not registered
+    stops start-up (InputError naming the known ones), as does hosting none."""
+    excluded = [get_spec(name).name for name in settings.GPU_RUNNER_EXCLUDE_MODELS]
+    names = [get_spec(name).name for name in settings.GPU_RUNNER_MODELS] or list(REGISTRY)
+    names = [name for name in names if name not in excluded]
+    if not names:
+        raise ValueError("this runner hosts no model: GPU_RUNNER_EXCLUDE_MODELS leaves none")
+    return names
+
+
 def load_runtime() -> Runtime:
     """Load each hosted model (``GPU_RUNNER_MODELS``) onto the device and warm it up with the
     largest batches the budget allows, so a budget the device cannot hold fails here."""
     global _current
     device = pick_device(settings.GPU_RUNNER_DEVICE)
     dtype = pick_dtype(settings.GPU_RUNNER_DTYPE, device)
-    names = settings.GPU_RUNNER_MODELS or list(REGISTRY)
+    names = hosted_models()
     logger.info("device: %s, %s; models: %s", describe(device), dtype, ", ".join(names))
     models: dict[str, RunnerModel] = {}
     batchers: dict[str, Batcher] = {}

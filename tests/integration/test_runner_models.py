@@ -35,3 +35,15 @@ def test_an_unknown_hosted_model_stops_start_up(settings, monkeypatch):
     monkeypatch.setattr(runtime, "_current", None)
     with pytest.raises(Exception, match="unknown model 'no-such-model'"):
         runtime.load_runtime()
+
+
+def test_a_runner_can_host_every_model_but_those_excluded(settings):
+    from gpu_runner.runtime import hosted_models
+    from product.inference.registry import REGISTRY
+
+    settings.GPU_RUNNER_MODELS = []
+    settings.GPU_RUNNER_EXCLUDE_MODELS = [EMBEDDINGS.name]
+    assert hosted_models() == [name for name in REGISTRY if name != EMBEDDINGS.name]
+    settings.GPU_RUNNER_EXCLUDE_MODELS = list(REGISTRY)
+    with pytest.raises(ValueError, match="hosts no model"):
+        hosted_models()
