@@ -12,6 +12,7 @@ from django.utils.module_loading import import_string
 from gpu_runner.batcher import Batcher
 from gpu_runner.device import describe, pick_device, pick_dtype
 from gpu_runner.models.base import RunnerModel
+from gpu_runner.weights import loaded_weights
 from product.inference.registry import REGISTRY, get_spec
 from product.inference.specs import ModelSpec
 
@@ -61,6 +62,7 @@ def load_runtime() -> Runtime:
         "max_batch_size": settings.GPU_RUNNER_MAX_BATCH_SIZE,
         "max_batch_tokens": settings.GPU_RUNNER_MAX_BATCH_TOKENS,
     }
+    began = time.perf_counter()
     for name in names:
         spec = get_spec(name)
         started = time.perf_counter()
@@ -76,11 +78,16 @@ def load_runtime() -> Runtime:
         )
         model.warm_up(**budget)
         logger.info(
-            "%s: loaded in %.2f s, warmed up (batches of up to %d inputs / %d tokens) in %.2f s",
+            "%s: loaded (weights shared when already loaded) %.2f s, warmed up (batches of up to "
+            "%d inputs / %d tokens) %.2f s",
             name, loaded - started, budget["max_batch_size"], budget["max_batch_tokens"],
             time.perf_counter() - loaded,
         )
         models[name] = model
+    logger.info(
+        "%d model(s) loaded in %.2f s, on %d copy(ies) of weights: %s", len(models),
+        time.perf_counter() - began, len(loaded_weights()), ", ".join(w for w, _, _ in loaded_weights()),
+    )
     _current = Runtime(models=models, batchers=batchers)
     return _current
 

@@ -18,8 +18,8 @@ class SubmitForm(forms.Form):
     def __init__(self, data=None, *, spec: ModelSpec) -> None:
         super().__init__(data, initial={"model": spec.name})
         self.spec = spec
-        self.input_names = list(spec.form_fields())
         fields = spec.form_fields()
+        self.input_names = list(fields)
         self.fields = {"model": self.fields["model"], **fields, "priority": self.fields["priority"]}
 
     @staticmethod
