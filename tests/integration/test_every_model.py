@@ -52,6 +52,7 @@ def test_each_model_runs_its_example_and_its_page_shows_the_result(model, client
     assert f"<dt>{spec.inputs_noun.capitalize()}</dt>" in html
     for text in _texts(request.inputs):
         assert text in html
+    assert "[&#x27;" not in html and "{&#x27;" not in html  # No input shown as a Python list.
     assert ('result.npy"' in html) == spec.returns_embeddings
 
 
