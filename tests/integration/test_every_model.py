@@ -67,6 +67,14 @@ def _texts(inputs) -> list[str]:
     return []
 
 
+def test_the_openapi_result_is_one_of_every_model_s_result_schema(client):
+    document = client.get("/api/openapi.json").json()
+    variants = document["components"]["schemas"]["Result"]["oneOf"]
+    assert [v["properties"]["model"] for v in variants] == [{"const": m} for m in MODELS]
+    for variant, spec in zip(variants, REGISTRY.values()):
+        assert variant["properties"] == {"id": {"type": "integer"}, "model": {"const": spec.name}, **spec.result_schema()}
+
+
 @pytest.mark.parametrize("model", MODELS)
 def test_the_requests_page_offers_each_model_s_own_form(model, client, alice):
     spec = REGISTRY[model]
