@@ -68,3 +68,19 @@ def test_two_models_of_one_name_are_refused(tmp_path, monkeypatch, settings):
 
     with pytest.raises(ValueError, match="two models are named 'twice'"):
         list(ModelRegistry())
+
+
+def test_an_installed_distribution_adds_a_model_through_its_entry_point(tmp_path, monkeypatch, settings):
+    """The entry point group gpu_queue_product.models: each entry point names a ModelSpec."""
+    from importlib.metadata import EntryPoint
+
+    from product.inference import registry
+
+    package = _package(tmp_path, monkeypatch, "more_models_d", {
+        "shout": SPEC_MODULE.format(name="shout-installed", package="more_models_d"),
+    })
+    point = EntryPoint("shout", f"{package}.shout.spec:SPEC", registry.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(registry, "entry_points", lambda group: [point] if group == point.group else [])
+    settings.INFERENCE_MODEL_PACKAGES = ["inference_models"]
+
+    assert list(ModelRegistry())[-1] == "shout-installed"
