@@ -19,7 +19,7 @@ from django.utils.module_loading import import_string
 
 import gpu_runner
 from gpu_runner.__main__ import main
-from product.inference.specs import REGISTRY
+from product.inference.registry import REGISTRY
 
 # What pipeline_ceiling.py reads from this process's log to show which tree's code runs.
 CODE_LINE = "ceiling runner: gpu_runner from"

@@ -120,7 +120,7 @@ def load_model():
     from django.conf import settings
 
     from gpu_runner.device import pick_device, pick_dtype
-    from product.inference.specs import MINILM
+    from inference_models.sentence_embedding.spec import SPEC as MINILM
 
     from django.utils.module_loading import import_string
 

@@ -107,7 +107,7 @@ def main() -> None:
 
     from product.accounts.services import token_create
     from product.inference.models import InferenceRequest
-    from product.inference.specs import MINILM
+    from inference_models.sentence_embedding.spec import SPEC as MINILM
     from tests.support.processes import start_runner, start_web
 
     print(describe_machine())

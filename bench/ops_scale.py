@@ -67,7 +67,7 @@ def seed(rows: int) -> None:
     from django.db import connection
 
     from product.inference.models import InferenceRequest
-    from product.inference.specs import MINILM
+    from inference_models.sentence_embedding.spec import SPEC as MINILM
 
     users = get_user_model()
     users.objects.bulk_create([users(username=f"user{n}") for n in range(USERS)])

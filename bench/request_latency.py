@@ -58,7 +58,7 @@ def main() -> None:
 
     from product.accounts.services import token_create
     from product.inference.models import InferenceRequest
-    from product.inference.specs import MINILM
+    from inference_models.sentence_embedding.spec import SPEC as MINILM
     from tests.support.processes import start_runner, start_web
 
     user = get_user_model().objects.create_user("bench", password=secrets.token_urlsafe())

@@ -95,7 +95,7 @@ def main() -> None:
     from django.contrib.auth import get_user_model
 
     from product.accounts.services import token_create
-    from product.inference.specs import MINILM
+    from inference_models.sentence_embedding.spec import SPEC as MINILM
     from tests.support.processes import Process, child_env, start_web
 
     texts = sentences(max(options.jobs, options.bulk * options.bulk_size, options.http))

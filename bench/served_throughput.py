@@ -50,7 +50,7 @@ def main() -> None:
 
     from product.accounts.services import token_create
     from product.inference.models import InferenceRequest
-    from product.inference.specs import MINILM
+    from inference_models.sentence_embedding.spec import SPEC as MINILM
     from tests.support.processes import start_runner, start_web
 
     texts = sentences(max(options.single, options.bulk * options.bulk_size))

@@ -189,7 +189,7 @@ def main() -> None:
 
     from product.accounts.services import token_create
     from product.inference import services
-    from product.inference.specs import MINILM
+    from inference_models.sentence_embedding.spec import SPEC as MINILM
     from tests.support.processes import start_web
 
     users = [

@@ -81,7 +81,7 @@ def main() -> None:
     from django.contrib.auth import get_user_model
 
     from product.accounts.services import token_create
-    from product.inference.specs import MINILM
+    from inference_models.sentence_embedding.spec import SPEC as MINILM
     from tests.support.processes import start_web
 
     log_dir = Path(tempfile.mkdtemp(prefix="bench-"))

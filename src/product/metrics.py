@@ -29,7 +29,7 @@ from prometheus_client.registry import Collector
 
 from product.inference import selectors, telemetry
 from product.inference.models import ACTIVE_STATUSES, FINAL_STATUSES
-from product.inference.specs import REGISTRY as MODEL_REGISTRY
+from product.inference.registry import REGISTRY as MODEL_REGISTRY
 from product.middleware import AnsweringMiddleware
 from product.queue import statuses as job_statuses
 from product.queue import pauses
@@ -115,13 +115,30 @@ class QueueCollector(Collector):
             "Inference requests queued or running, by model.",
             labels=["model", "status"],
         )
-        counts = {(row["model"], row["status"]): row["n"] for row in telemetry.requests_active()}
+        inputs = GaugeMetricFamily(
+            "gpuqueue_request_inputs",
+            "Inputs (texts, pairs) of the requests queued or running, by model: the work a "
+            "model's runners have ahead (sum a runner group's models to scale it).",
+            labels=["model", "status"],
+        )
+        waited = GaugeMetricFamily(
+            "gpuqueue_oldest_queued_request_age_seconds",
+            "How long the oldest queued request of each model has waited (0: none waits).",
+            labels=["model"],
+        )
+        depth = {row["model"]: row for row in telemetry.depth_by_model()}
         finished = telemetry.requests_finished(windows=[RECENT_WINDOW])
-        models |= {model for model, _ in counts} | {row["model"] for row in finished}
+        models |= set(depth) | {row["model"] for row in finished}
         for model in sorted(models):
+            row = depth.get(model, telemetry.IDLE_DEPTH)
             for status in ACTIVE_STATUSES:
-                requests.add_metric([model, str(status)], counts.get((model, status), 0))
+                requests.add_metric([model, str(status)], row[str(status)])
+                inputs.add_metric([model, str(status)], row[f"{status}_inputs"])
+            age = row["oldest_queued_age"]
+            waited.add_metric([model], age.total_seconds() if age else 0.0)
         yield requests
+        yield inputs
+        yield waited
 
         recent = GaugeMetricFamily(
             "gpuqueue_requests_finished_last_5m",

@@ -8,7 +8,7 @@ import urllib.request
 import pytest
 
 from product.inference import services
-from product.inference.specs import MINILM
+from inference_models.sentence_embedding.spec import SPEC as MINILM
 from tests.browser.conftest import sign_in
 from tests.support.processes import start_web
 

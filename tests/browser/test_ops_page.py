@@ -7,7 +7,7 @@ from django.db.models.functions import Now
 
 from product.inference import services
 from product.inference.models import InferenceRequest, RequestStatus
-from product.inference.specs import MINILM
+from inference_models.sentence_embedding.spec import SPEC as MINILM
 from tests.browser.conftest import screenshot, sign_in
 from tests.support.processes import start_runner
 

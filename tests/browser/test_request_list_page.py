@@ -5,7 +5,7 @@ import pytest
 
 from product.inference import services
 from product.inference.models import InferenceRequest, RequestStatus
-from product.inference.specs import MINILM
+from inference_models.sentence_embedding.spec import SPEC as MINILM
 from tests.browser.conftest import screenshot, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.usefixtures("clean_queue")]

@@ -11,7 +11,7 @@ from procrastinate.contrib.django.models import ProcrastinateJob
 
 from product.inference import services
 from product.inference.models import InferenceRequest, RequestStatus
-from product.inference.specs import MINILM
+from inference_models.sentence_embedding.spec import SPEC as MINILM
 from tests.e2e.test_fault_injection import all_final, wait_until, worker_id_of
 from tests.support.processes import start_runner
 

@@ -8,7 +8,7 @@ from procrastinate.contrib.django.models import ProcrastinateEvent, Procrastinat
 
 from product.inference import services
 from product.inference.models import InferenceRequest, RequestStatus
-from product.inference.specs import MINILM
+from inference_models.sentence_embedding.spec import SPEC as MINILM
 from tests.support.processes import start_runner
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("clean_queue")]

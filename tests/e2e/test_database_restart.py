@@ -14,7 +14,7 @@ from django.test import Client
 
 from product.inference import results
 from product.inference.models import InferenceRequest, RequestStatus
-from product.inference.specs import MINILM
+from inference_models.sentence_embedding.spec import SPEC as MINILM
 from tests.support import database
 from tests.support.processes import start_runner, start_web
 

@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from product.inference.specs import MINILM
+from inference_models.sentence_embedding.spec import SPEC as MINILM
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("clean_queue")]
 

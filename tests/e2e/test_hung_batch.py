@@ -13,7 +13,7 @@ from procrastinate.contrib.django.models import ProcrastinateEvent, Procrastinat
 from gpu_runner.__main__ import EXIT_MODEL_HUNG
 from product.inference import services
 from product.inference.models import InferenceRequest, RequestStatus
-from product.inference.specs import REGISTRY
+from product.inference.registry import REGISTRY
 from tests.e2e.test_fault_injection import wait_until
 from tests.support.hanging_model import SPEC
 from tests.support.processes import Process, child_env

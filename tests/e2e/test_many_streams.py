@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from product.inference.specs import MINILM
+from inference_models.sentence_embedding.spec import SPEC as MINILM
 from tests.e2e.test_end_to_end import call
 from tests.support.processes import start_web
 

@@ -6,7 +6,7 @@ from django.core.management import call_command
 
 from product.inference import services
 from product.inference.models import InferenceRequest, RequestStatus
-from product.inference.specs import MINILM
+from inference_models.sentence_embedding.spec import SPEC as MINILM
 from tests.support.processes import run_drain
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("clean_queue")]

@@ -15,7 +15,7 @@ from procrastinate.contrib.django.models import ProcrastinateEvent, Procrastinat
 
 from product.inference import services
 from product.inference.models import InferenceRequest, RequestStatus
-from product.inference.specs import REGISTRY
+from product.inference.registry import REGISTRY
 from product.queue.statuses import RUN_OUTCOMES
 from tests.e2e.test_fault_injection import FAST_RESCUE, all_final, wait_until, worker_id_of
 from tests.e2e.test_hung_batch import start_runner

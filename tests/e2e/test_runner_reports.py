@@ -8,7 +8,7 @@ import pytest
 
 from product.inference import services
 from product.inference.models import InferenceRequest, RequestStatus
-from product.inference.specs import MINILM
+from inference_models.sentence_embedding.spec import SPEC as MINILM
 from product.runners.models import RunnerReport
 from product.runners.selectors import runner_rows
 from tests.support.processes import start_runner

@@ -7,7 +7,7 @@ from procrastinate.contrib.django.models import ProcrastinateJob
 
 from product.inference import results, services
 from product.inference.models import InferenceRequest, RequestStatus
-from product.inference.specs import MINILM
+from inference_models.sentence_embedding.spec import SPEC as MINILM
 from tests.support.processes import run_drain, start_runner
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("clean_queue")]

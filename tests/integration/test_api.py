@@ -8,7 +8,8 @@ from procrastinate.contrib.django.models import ProcrastinateJob
 
 from product.inference import api_urls, services
 from product.inference.models import InferenceRequest
-from product.inference.specs import MINILM
+from inference_models.sentence_embedding.spec import SPEC as MINILM
+from product.inference.registry import REGISTRY
 
 pytestmark = pytest.mark.django_db
 
@@ -133,9 +134,13 @@ def test_openapi_document_is_served_and_describes_every_endpoint(client):
     assert set(document["paths"]) == routes
 
 
-def test_model_list(client, auth):
+def test_the_model_list_names_every_registered_model_with_its_facts(client, auth):
     models = client.get("/api/v1/models", **auth).json()["results"]
-    assert [m["name"] for m in models] == [MINILM.name]
+    assert [m["name"] for m in models] == list(REGISTRY)
+    for listed, spec in zip(models, REGISTRY.values()):
+        assert listed == {"name": spec.name, "title": spec.title, "description": spec.description, **spec.facts()}
+    embeddings = next(m for m in models if m["name"] == MINILM.name)
+    assert (embeddings["max_texts"], embeddings["max_chars"], embeddings["output_dim"]) == (256, 4000, 384)
 
 
 def test_an_oversized_body_is_413_and_creates_nothing(client, auth, settings):

@@ -1,6 +1,7 @@
 """Property-based fuzzing of the JSON API, driven by its own OpenAPI document.
 
-Bodies valid by the document's schema, the same with junk in any field, arbitrary JSON,
+Bodies valid by the document's schema (every registered model's input schema, whatever JSON
+Schema keywords it uses: tests/support/json_schema.py), the same with junk in any field, arbitrary JSON,
 malformed bytes, huge and exotic strings, Idempotency-Key headers; random ids on the request
 endpoints. Whatever comes in, the API answers without a server error, every 4xx carries
 ``{"error": {"code", "message"}}``, only a 201 creates a request row and a job, and a submit
@@ -22,7 +23,9 @@ from procrastinate.contrib.django.models import ProcrastinateJob
 
 from product.inference import services
 from product.inference.models import InferenceRequest, RequestStatus
-from product.inference.specs import MINILM
+from inference_models.sentence_embedding.spec import SPEC as MINILM
+from product.inference.registry import REGISTRY
+from tests.support.json_schema import from_schema
 
 pytestmark = pytest.mark.django_db
 
@@ -108,60 +111,24 @@ def check(response, before: tuple[int, int]) -> None:
         assert after == before, f"a {status} answer created rows"
 
 
-def from_json_schema(schema: dict) -> st.SearchStrategy:
-    """Values valid by ``schema``, for the JSON Schema keywords the API's document uses.
-
-    A keyword it does not know fails the test, so a schema that grows is not fuzzed by half.
-    (hypothesis-jsonschema would do this, but it relies on Hypothesis internals that change.)"""
-    known = {"type", "title", "description", "const", "enum", "oneOf", "required",
-             "additionalProperties", "properties", "minLength", "maxLength", "items",
-             "minItems", "maxItems", "minimum", "maximum", "default"}
-    unknown = set(schema) - known
-    if unknown:
-        raise NotImplementedError(f"schema keywords not fuzzed: {sorted(unknown)}")
-    if "const" in schema:
-        return st.just(schema["const"])
-    if "enum" in schema:
-        return st.sampled_from(schema["enum"])
-    if "oneOf" in schema:
-        return st.one_of([from_json_schema(option) for option in schema["oneOf"]])
-    kind = schema.get("type")
-    if kind == "string":
-        return st.text(min_size=schema.get("minLength", 0), max_size=schema.get("maxLength"))
-    if kind == "integer":
-        return st.integers(schema.get("minimum"), schema.get("maximum"))
-    if kind == "array":
-        return st.lists(
-            from_json_schema(schema["items"]),
-            min_size=schema.get("minItems", 0), max_size=schema.get("maxItems"),
-        )
-    if kind == "object" and schema.get("additionalProperties") is False:
-        properties = {name: from_json_schema(sub) for name, sub in schema["properties"].items()}
-        required = set(schema.get("required", ()))
-        return st.fixed_dictionaries(
-            {name: value for name, value in properties.items() if name in required},
-            optional={name: value for name, value in properties.items() if name not in required},
-        )
-    raise NotImplementedError(f"schema not fuzzed: {schema}")
-
-
 def _encode(value) -> bytes:
     return json.dumps(value).encode()
 
 
 def submit_bodies(submit_schema: dict) -> st.SearchStrategy[bytes]:
-    valid = from_json_schema(submit_schema)
+    valid = from_schema(submit_schema)
+    model_names = st.sampled_from(list(REGISTRY))
     junk_fields = st.fixed_dictionaries(
         {},
         optional={
-            "model": st.just(MINILM.name) | JSON_VALUES,
+            "model": model_names | JSON_VALUES,
             "input": JSON_VALUES | st.lists(TEXT, max_size=5),
             "extra": JSON_VALUES,
         },
     )
     exotic_texts = st.fixed_dictionaries(
         {
-            "model": st.just(MINILM.name),
+            "model": model_names,
             "input": st.one_of(
                 st.text(ANY_CHAR, min_size=1, max_size=200),
                 st.lists(st.text(ANY_CHAR, min_size=1, max_size=50), min_size=1, max_size=8),
@@ -181,6 +148,42 @@ def submit_bodies(submit_schema: dict) -> st.SearchStrategy[bytes]:
         st.just(b'{"model": "all-minilm-l6-v2", "input": "\\u0000"}'),
         st.integers(1, 10_000).map(lambda depth: b"[" * depth + b"]" * depth),
     )
+
+
+def _variant(document: dict, model: str) -> dict:
+    """The submit body's schema for ``model``, from the document's oneOf."""
+    operation = document["paths"]["/api/v1/requests"]["post"]
+    variants = operation["requestBody"]["content"]["application/json"]["schema"]["oneOf"]
+    [variant] = [v for v in variants if v["properties"]["model"] == {"const": model}]
+    return variant
+
+
+def test_the_document_has_a_submit_schema_for_every_registered_model(openapi_document):
+    operation = openapi_document["paths"]["/api/v1/requests"]["post"]
+    variants = operation["requestBody"]["content"]["application/json"]["schema"]["oneOf"]
+    assert [v["properties"]["model"]["const"] for v in variants] == list(REGISTRY)
+    for spec in REGISTRY.values():
+        assert _variant(openapi_document, spec.name)["properties"]["input"] == spec.input_schema()
+
+
+@pytest.mark.parametrize("model", list(REGISTRY))
+@settings(fuzz, max_examples=80)
+@given(data=st.data())
+def test_bodies_valid_by_a_model_s_schema_are_accepted_or_refused_with_a_reason(
+    data, model, client, auth, openapi_document
+):
+    """Each model's own share of valid bodies (the mixed test above spreads its examples over
+    every model): a body its schema allows is created, or refused with a 400 saying why (the
+    schema cannot say everything, e.g. that a text holds no NUL)."""
+    body = data.draw(from_schema(_variant(openapi_document, model)), label="body")
+    before = _counts()
+
+    response = client.post("/api/v1/requests", data=_encode(body), content_type="application/json", **auth)
+
+    check(response, before)
+    assert response.status_code in (201, 400)
+    if response.status_code == 201:
+        assert InferenceRequest.objects.get(pk=response.json()["id"]).model == model
 
 
 def ids(known: list[int]) -> st.SearchStrategy[int]:

@@ -20,7 +20,7 @@ from gpu_runner.runner import Runner
 from product.inference import services
 from product.inference.jobs import INTERACTIVE_JOB_PRIORITY, JOB_PRIORITY
 from product.inference.models import InferenceRequest, RequestPriority, RequestStatus
-from product.inference.specs import MINILM
+from inference_models.sentence_embedding.spec import SPEC as MINILM
 
 BACKLOG_REQUESTS = 40
 URL = "/api/v1/requests"

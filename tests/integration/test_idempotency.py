@@ -17,7 +17,7 @@ from procrastinate.contrib.django.models import ProcrastinateJob
 
 from product.inference import services
 from product.inference.models import IdempotencyKey, InferenceRequest
-from product.inference.specs import MINILM
+from inference_models.sentence_embedding.spec import SPEC as MINILM
 
 pytestmark = pytest.mark.django_db
 

@@ -13,7 +13,7 @@ from procrastinate.contrib.django.models import ProcrastinateJob
 
 from product.inference import services
 from product.inference.models import InferenceRequest, RequestStatus
-from product.inference.specs import MINILM
+from inference_models.sentence_embedding.spec import SPEC as MINILM
 from product.quotas.models import UserQuota
 from product.quotas.services import QUEUED_TEXTS_RETRY_AFTER, LimitExceeded
 

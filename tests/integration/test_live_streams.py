@@ -17,7 +17,7 @@ from django.test import Client, RequestFactory
 from product.inference import services, views
 from product.inference.views import _released
 from product.inference.live import hub
-from product.inference.specs import MINILM
+from inference_models.sentence_embedding.spec import SPEC as MINILM
 
 # Transactional: the application's request threads must see the users and rows committed.
 pytestmark = pytest.mark.usefixtures("clean_queue")

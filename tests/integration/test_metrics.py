@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from product.inference import services
 from product.inference.models import InferenceRequest
-from product.inference.specs import MINILM
+from inference_models.sentence_embedding.spec import SPEC as MINILM
 from tests.support.runners import register_runner
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("empty_queue")]
@@ -162,3 +162,29 @@ def test_with_a_token_scrapers_are_answered_from_any_host_over_plain_http(settin
 def test_with_a_token_a_staff_session_alone_is_not_enough(settings, staff_client):
     settings.METRICS_TOKEN = "scrape-secret"
     assert staff_client.get("/metrics").status_code == 401
+
+
+def test_metrics_report_each_model_s_depth_in_requests_and_inputs(staff_client, make_user):
+    """Every registered model has its depth (zeros when idle), so each runner group can be
+    scaled and alerted on by its own models' backlog."""
+    from product.inference.registry import REGISTRY
+
+    alice = make_user("alice")
+    services.request_submit(user=alice, model=MODEL, raw_input=["a", "b", "c"])
+    services.request_submit(user=alice, model=MODEL, raw_input="d")
+    pairs = services.request_submit(user=alice, model="all-minilm-l6-v2-similarity", raw_input=[["a", "b"], ["c", "d"]])
+    _sql("UPDATE inference_inferencerequest SET created_at = now() - interval '30 seconds' WHERE id = %s", [pairs.pk])
+    _run(pairs, worker_id=register_runner())
+
+    metrics = samples(staff_client.get("/metrics"))
+
+    assert value(metrics, "gpuqueue_request_inputs", model=MODEL, status="queued") == 4
+    assert value(metrics, "gpuqueue_requests", model=MODEL, status="queued") == 2
+    pairs_model = "all-minilm-l6-v2-similarity"
+    assert value(metrics, "gpuqueue_request_inputs", model=pairs_model, status="running") == 2
+    assert value(metrics, "gpuqueue_request_inputs", model=pairs_model, status="queued") == 0
+    assert value(metrics, "gpuqueue_oldest_queued_request_age_seconds", model=pairs_model) == 0
+    assert value(metrics, "gpuqueue_oldest_queued_request_age_seconds", model=MODEL) < 30
+    for model in REGISTRY:
+        assert value(metrics, "gpuqueue_request_inputs", model=model, status="queued") >= 0
+        assert value(metrics, "gpuqueue_jobs", queue=REGISTRY[model].queue, status="todo") >= 0

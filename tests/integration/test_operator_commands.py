@@ -19,7 +19,7 @@ from procrastinate.contrib.django.models import ProcrastinateEvent, Procrastinat
 from product.inference import services
 from product.inference.management.progress import ProgressBar
 from product.inference.models import InferenceRequest, RequestStatus
-from product.inference.specs import MINILM
+from inference_models.sentence_embedding.spec import SPEC as MINILM
 from tests.support.runners import register_runner
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("empty_queue")]
@@ -253,6 +253,29 @@ def test_prune_needs_an_age():
 
 
 # --- queue_status ----------------------------------------------------------------------------
+
+
+def test_queue_status_shows_each_model_s_depth(make_user):
+    from product.inference.registry import REGISTRY
+
+    alice = make_user("alice")
+    submit(alice, ["a", "b", "c"])
+    start(submit(alice, "d"))
+    services.request_submit(user=alice, model="all-minilm-l6-v2-zero-shot",
+                            raw_input={"texts": ["x", "y"], "labels": ["p", "q"]})
+
+    out = run_command("queue_status")
+    depth = {row["model"]: row for row in json.loads(run_command("queue_status", "--json"))["depth"]}
+
+    assert "Depth by model" in out
+    assert list(depth) == sorted(REGISTRY)
+    assert (depth[MINILM.name]["queued"], depth[MINILM.name]["queued_inputs"]) == (1, 3)
+    assert (depth[MINILM.name]["running"], depth[MINILM.name]["running_inputs"]) == (1, 1)
+    assert depth["all-minilm-l6-v2-zero-shot"]["queued_inputs"] == 2
+    assert depth["all-minilm-l6-v2-similarity"] == {
+        "model": "all-minilm-l6-v2-similarity", "queued": 0, "queued_inputs": 0, "running": 0,
+        "running_inputs": 0, "oldest_queued_age": None,
+    }
 
 
 def test_queue_status_shows_throughput_by_model_and_the_runners(make_user):

@@ -8,7 +8,7 @@ import pytest
 
 from product.inference import services
 from product.inference.models import InferenceRequest, RequestStatus
-from product.inference.specs import MINILM
+from inference_models.sentence_embedding.spec import SPEC as MINILM
 from product.ops.models import OpsAction
 from product.ops.selectors import failure_groups
 

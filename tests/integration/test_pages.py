@@ -5,7 +5,7 @@ from procrastinate.contrib.django.models import ProcrastinateJob
 
 from product.inference import services
 from product.inference.models import InferenceRequest
-from product.inference.specs import MINILM
+from inference_models.sentence_embedding.spec import SPEC as MINILM
 
 pytestmark = pytest.mark.django_db
 

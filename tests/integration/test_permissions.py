@@ -8,7 +8,7 @@ import pytest
 
 from product.inference import services
 from product.inference.models import InferenceRequest
-from product.inference.specs import MINILM
+from inference_models.sentence_embedding.spec import SPEC as MINILM
 
 pytestmark = pytest.mark.django_db
 

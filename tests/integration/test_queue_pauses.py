@@ -19,7 +19,7 @@ from procrastinate.contrib.django.models import ProcrastinateJob
 
 from gpu_runner.handlers import JobHandler
 from gpu_runner.runner import Runner
-from product.inference.specs import MINILM
+from inference_models.sentence_embedding.spec import SPEC as MINILM
 from product.queue import intake, pauses, workers
 
 PAUSED, OPEN = "tests.pause.paused", "tests.pause.open"

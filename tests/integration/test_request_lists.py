@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from product.inference import services
 from product.inference.models import InferenceRequest, RequestStatus
-from product.inference.specs import MINILM
+from inference_models.sentence_embedding.spec import SPEC as MINILM
 from product.quotas.models import UserQuota
 
 pytestmark = pytest.mark.django_db

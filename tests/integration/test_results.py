@@ -12,7 +12,7 @@ from django.db import DataError, connection, transaction
 
 from product.inference import results, services
 from product.inference.models import InferenceEmbedding, InferenceRequest, RequestStatus
-from product.inference.specs import MINILM
+from inference_models.sentence_embedding.spec import SPEC as MINILM
 
 pytestmark = pytest.mark.django_db
 

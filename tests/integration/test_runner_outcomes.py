@@ -8,7 +8,7 @@ from procrastinate.contrib.django.models import ProcrastinateJob
 from gpu_runner import runtime
 from product.inference import results, services
 from product.inference.models import InferenceRequest, RequestStatus
-from product.inference.specs import REGISTRY
+from product.inference.registry import REGISTRY
 from tests.support.refusing_model import SPEC, RefusingModel
 from tests.support.worker import drain
 

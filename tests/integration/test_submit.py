@@ -8,7 +8,7 @@ from procrastinate.contrib.django.models import ProcrastinateJob
 from product.inference import results, services
 from product.inference.jobs import RUN_REQUEST_TASK
 from product.inference.models import InferenceRequest, RequestStatus
-from product.inference.specs import MINILM
+from inference_models.sentence_embedding.spec import SPEC as MINILM
 
 pytestmark = pytest.mark.django_db
 

@@ -13,7 +13,7 @@ from django.contrib.staticfiles import finders
 from django.db import connection
 from django.templatetags.static import static
 
-from product.inference.specs import MINILM
+from inference_models.sentence_embedding.spec import SPEC as MINILM
 
 # Transactional: the application's request threads must see the users and rows committed.
 pytestmark = pytest.mark.usefixtures("clean_queue")

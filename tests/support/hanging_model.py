@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from gpu_runner.models.base import Packed
-from product.inference.specs import ModelSpec
+from inference_models.sentence_embedding.spec import EmbeddingSpec
 from tests.support.text_model import TextModel
 
 
@@ -42,7 +42,7 @@ class HangingModel(TextModel):
         )
 
 
-SPEC = ModelSpec(
+SPEC = EmbeddingSpec(
     name="test-hanging",
     title="Hangs, sleeps or answers on demand (tests only)",
     description="",

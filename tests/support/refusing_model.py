@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from gpu_runner.models.base import InferenceError, Packed
-from product.inference.specs import ModelSpec
+from inference_models.sentence_embedding.spec import EmbeddingSpec
 from tests.support.text_model import TextModel
 
 
@@ -27,7 +27,7 @@ class RefusingModel(TextModel):
         return Packed(output={"dim": 1}, embeddings=np.array(outputs, dtype=np.float32))
 
 
-SPEC = ModelSpec(
+SPEC = EmbeddingSpec(
     name="test-refusing",
     title="Refuses on demand (tests only)",
     description="",

@@ -10,7 +10,7 @@ import torch
 from gpu_runner.batcher import Batcher, ModelHung
 from tests.support.batching import submit_one
 from tests.support.text_model import TextModel
-from product.inference.specs import MINILM
+from inference_models.sentence_embedding.spec import SPEC as MINILM
 
 
 class StuckModel(TextModel):

@@ -11,7 +11,7 @@ from gpu_runner.batcher import WINDOW_BATCHES, Batcher
 from gpu_runner.models.base import InferenceError
 from tests.support.batching import submit_one
 from tests.support.text_model import TextModel
-from product.inference.specs import MINILM
+from inference_models.sentence_embedding.spec import SPEC as MINILM
 
 
 class LengthModel(TextModel):

@@ -17,6 +17,10 @@ import product
 for module in pkgutil.walk_packages(product.__path__, "product."):
     if module.name not in ("product.devstack", "product.pytest_plugin"):
         importlib.import_module(module.name)
+from product.inference.registry import REGISTRY
+from django.template.loader import get_template
+for spec in REGISTRY.values():  # Every model's spec and page fragments, as the web finds them.
+    get_template(spec.inputs_template), get_template(spec.result_template)
 heavy = sorted(name for name in ("torch", "transformers", "gpu_runner") if name in sys.modules)
 print("HEAVY:", heavy)
 """

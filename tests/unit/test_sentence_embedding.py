@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from gpu_runner.models.sentence_embedding import SentenceEmbeddingModel
-from product.inference.specs import MINILM
+from inference_models.sentence_embedding.runner import SentenceEmbeddingModel
+from inference_models.sentence_embedding.spec import SPEC as MINILM
 
 TEXTS = [
     "A man is eating food.",

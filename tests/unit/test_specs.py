@@ -1,7 +1,9 @@
 import numpy as np
 import pytest
 
-from product.inference.specs import MINILM, InputError, get_spec
+from inference_models.sentence_embedding.spec import SPEC as MINILM
+from product.inference.registry import get_spec
+from product.inference.specs import InputError
 
 
 def test_one_text_becomes_a_list_of_one():

@@ -20,12 +20,18 @@ from django.views.decorators.csrf import csrf_exempt
 
 from product.accounts.services import TokenRejected, token_user
 from product.api_errors import error_response
-from product.inference import results, selectors, services
+from product.inference import selectors, services
 from product.inference.filters import RequestFilterForm
 from product.inference.models import InferenceRequest, RequestStatus
 from product.inference.openapi import openapi_document
-from product.inference.presenters import ENCODING_FORMATS, request_json, result_json
-from product.inference.specs import REGISTRY, InputError
+from product.inference.presenters import (
+    ENCODING_FORMATS,
+    request_json,
+    result_json,
+    stored_embeddings,
+)
+from product.inference.registry import REGISTRY
+from product.inference.specs import InputError
 from product.quotas import selectors as quota_selectors
 from product.quotas.services import LimitExceeded
 
@@ -244,7 +250,7 @@ def request_result(request: HttpRequest, request_id: int) -> HttpResponse:
     float32 values, little-endian."""
     encoding_format = _encoding_format(request)
     row = _succeeded(request, request_id)
-    body = result_json(row, results.request_embeddings(row), encoding_format=encoding_format)
+    body = result_json(row, stored_embeddings(row), encoding_format=encoding_format)
     return _attachment(
         HttpResponse(body, content_type="application/json"), f"request-{row.pk}.json"
     )
@@ -254,7 +260,7 @@ def request_result(request: HttpRequest, request_id: int) -> HttpResponse:
 def request_result_npy(request: HttpRequest, request_id: int) -> HttpResponse:
     """The embeddings as a NumPy ``.npy`` file: one float32 array of shape (texts, dim)."""
     row = _succeeded(request, request_id)
-    embeddings = results.request_embeddings(row)
+    embeddings = stored_embeddings(row)
     if embeddings is None:
         raise ApiError(
             404, "no_embeddings", f"request {row.pk}'s result has no embeddings; get it as JSON."
@@ -326,9 +332,7 @@ def model_list(request: HttpRequest) -> JsonResponse:
                     "name": spec.name,
                     "title": spec.title,
                     "description": spec.description,
-                    "max_texts": spec.max_texts,
-                    "max_chars": spec.max_chars,
-                    "output_dim": spec.output_dim,
+                    **spec.facts(),
                 }
                 for spec in REGISTRY.values()
             ]

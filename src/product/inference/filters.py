@@ -19,7 +19,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from product.inference.models import InferenceRequest, RequestPriority, RequestStatus
-from product.inference.specs import REGISTRY
+from product.inference.registry import REGISTRY
 
 MAX_SEARCH = 200
 

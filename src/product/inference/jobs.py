@@ -16,7 +16,8 @@ from __future__ import annotations
 from django.conf import settings
 
 from product.inference.models import RequestPriority
-from product.inference.specs import InputError, get_spec
+from product.inference.registry import get_spec
+from product.inference.specs import InputError
 from product.queue import jobs as queue_jobs
 from product.queue import pauses
 

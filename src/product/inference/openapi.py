@@ -6,7 +6,7 @@ from django.conf import settings
 
 from product.inference.models import RequestPriority, RequestStatus
 from product.inference.presenters import ENCODING_FORMATS
-from product.inference.specs import REGISTRY
+from product.inference.registry import REGISTRY
 
 
 def _error(description: str) -> dict:
@@ -15,6 +15,18 @@ def _error(description: str) -> dict:
 
 def _json(ref: str, description: str) -> dict:
     return {"description": description, "content": {"application/json": {"schema": {"$ref": ref}}}}
+
+
+def _result_schema(spec) -> dict:
+    return {
+        "type": "object",
+        "title": spec.title,
+        "properties": {
+            "id": {"type": "integer"},
+            "model": {"const": spec.name},
+            **spec.result_schema(),
+        },
+    }
 
 
 def openapi_document() -> dict:
@@ -171,17 +183,8 @@ def openapi_document() -> dict:
                     },
                 },
                 "Result": {
-                    "type": "object",
-                    "properties": {
-                        "id": {"type": "integer"},
-                        "model": {"type": "string"},
-                        "dim": {"type": "integer", "description": "Numbers in one embedding."},
-                        "embeddings": {
-                            "type": "array",
-                            "description": "One per input, in order: numbers, or base64 strings with encoding_format=base64.",
-                            "items": {"oneOf": [{"type": "array", "items": {"type": "number"}}, {"type": "string", "contentEncoding": "base64"}]},
-                        },
-                    },
+                    "description": "The result of a succeeded request; its shape is its model's.",
+                    "oneOf": [_result_schema(spec) for spec in REGISTRY.values()],
                 },
                 "RequestPage": {
                     "type": "object",

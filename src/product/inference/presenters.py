@@ -9,7 +9,10 @@ import numpy as np
 import orjson
 from django.urls import reverse
 
+from product.inference import results
 from product.inference.models import InferenceRequest, RequestStatus
+from product.inference.registry import REGISTRY
+from product.inference.specs import plain_inputs
 
 
 def _iso(value) -> str | None:
@@ -69,6 +72,28 @@ def result_json(
         else:
             data["embeddings"] = np.ascontiguousarray(embeddings, dtype=np.float32)
     return orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def stored_embeddings(request: InferenceRequest) -> np.ndarray | None:
+    """A succeeded request's embeddings, or None; no query for a model that returns none."""
+    spec = REGISTRY.get(request.model)
+    if spec is not None and not spec.returns_embeddings:
+        return None
+    return results.request_embeddings(request)
+
+
+def shown_request(request: InferenceRequest) -> dict:
+    """The request page's context for its model's part: the spec, what its inputs are called,
+    and what its ``inputs.html`` and (once succeeded) ``result.html`` show."""
+    spec = REGISTRY.get(request.model)
+    if spec is None:  # A model no longer registered: its rows are still shown, plainly.
+        return {"spec": None, "inputs_noun": "inputs", "result": None,
+                "shown_inputs": {"inputs": plain_inputs(request.inputs)}}
+    result = None
+    if request.status == RequestStatus.SUCCEEDED:
+        result = spec.present_result(request.inputs, request.output or {}, stored_embeddings(request))
+    return {"spec": spec, "inputs_noun": spec.inputs_noun, "result": result,
+            "shown_inputs": spec.present_inputs(request.inputs)}
 
 
 def sse_event(data: dict, event: str = "status") -> str:

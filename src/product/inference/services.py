@@ -31,7 +31,7 @@ from product.inference.models import (
     InferenceRequest,
     RequestStatus,
 )
-from product.inference.specs import get_spec
+from product.inference.registry import get_spec
 from product.quotas import services as quotas
 
 

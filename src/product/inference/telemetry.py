@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
-from django.db.models import Count, DurationField, ExpressionWrapper, Min, Q
-from django.db.models.functions import Now
+from django.db.models import Count, DurationField, ExpressionWrapper, Min, Q, Sum
+from django.db.models.functions import Coalesce, Now
 
 from product.inference.models import (
     ACTIVE_STATUSES,
@@ -22,6 +22,7 @@ from product.inference.models import (
     InferenceRequest,
     RequestStatus,
 )
+from product.inference.registry import REGISTRY
 from product.queue import pauses
 from product.queue import telemetry as queue_telemetry
 
@@ -29,8 +30,8 @@ THROUGHPUT_WINDOWS_MINUTES = (1, 5, 15)
 
 
 def queue_overview() -> dict:
-    """Requests by model and status, the age of the oldest queued one, jobs by queue and
-    status, paused queues, throughput and runners."""
+    """Requests by model and status, the age of the oldest queued one, each model's depth,
+    jobs by queue and status, paused queues, throughput and runners."""
     counts = (
         InferenceRequest.objects.order_by()
         .values("model", "status")
@@ -43,6 +44,7 @@ def queue_overview() -> dict:
     return {
         "counts": list(counts),
         "oldest_queued_age": oldest_age,
+        "depth": depth_by_model(),
         "jobs": queue_telemetry.job_counts(),
         "paused": pauses.paused_queues(),
         "throughput": throughput(),
@@ -50,15 +52,36 @@ def queue_overview() -> dict:
     }
 
 
-def requests_active() -> list[dict]:
-    """Queued and running requests by model and status: ``[{model, status, n}]``."""
-    return list(
+# The depth of a model with nothing queued or running.
+IDLE_DEPTH = {"queued": 0, "queued_inputs": 0, "running": 0, "running_inputs": 0, "oldest_queued_age": None}
+
+
+def depth_by_model() -> list[dict]:
+    """Each model's backlog, in one statement: requests and their inputs queued and running,
+    and how long the oldest queued request has waited (None: none waits). Every registered
+    model has its row, zeros included (a runner group's depth is the sum of its models'), and
+    so does any other model with active requests (one no longer registered):
+    ``[{model, queued, queued_inputs, running, running_inputs, oldest_queued_age}]``."""
+    queued, running = Q(status=RequestStatus.QUEUED), Q(status=RequestStatus.RUNNING)
+    rows = (
         InferenceRequest.objects.filter(status__in=ACTIVE_STATUSES)
         .order_by()
-        .values("model", "status")
-        .annotate(n=Count("id"))
-        .order_by("model", "status")
+        .values("model")
+        .annotate(
+            queued=Count("id", filter=queued),
+            queued_inputs=Coalesce(Sum("item_count", filter=queued), 0),
+            running=Count("id", filter=running),
+            running_inputs=Coalesce(Sum("item_count", filter=running), 0),
+            oldest_queued_age=ExpressionWrapper(
+                Now() - Min("created_at", filter=queued), output_field=DurationField()
+            ),
+        )
     )
+    by_model = {row["model"]: row for row in rows}
+    return [
+        by_model.get(model, {"model": model, **IDLE_DEPTH})
+        for model in sorted(set(REGISTRY) | set(by_model))
+    ]
 
 
 def requests_finished(*, windows: Sequence[timedelta]) -> list[dict]:

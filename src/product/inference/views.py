@@ -17,13 +17,14 @@ from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpRespons
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from product.inference import results, selectors, services
+from product.inference import selectors, services
 from product.inference.filters import RequestFilter, RequestFilterForm
 from product.inference.forms import SubmitForm
 from product.inference.live import StreamLimitReached, Subscription, hub
-from product.inference.models import InferenceRequest, RequestStatus
-from product.inference.presenters import sse_event
-from product.inference.specs import REGISTRY, InputError
+from product.inference.models import InferenceRequest
+from product.inference.presenters import shown_request, sse_event
+from product.inference.registry import REGISTRY
+from product.inference.specs import InputError
 from product.quotas.services import LimitExceeded
 
 
@@ -36,25 +37,26 @@ def _get_visible(request: HttpRequest, request_id: int) -> InferenceRequest:
 
 @login_required
 def request_list(request: HttpRequest) -> HttpResponse:
-    form = SubmitForm(request.POST or None)
+    chosen = request.POST.get("model") if request.method == "POST" else request.GET.get("model")
+    form = SubmitForm(request.POST or None, spec=SubmitForm.spec_for(chosen))
     status, retry_after = 200, None
     if request.method == "POST":
         status = 400
         if form.is_valid():
             try:
                 created = services.request_submit(
-                    user=request.user, model=form.cleaned_data["model"], raw_input=form.texts(),
+                    user=request.user, model=form.cleaned_data["model"], raw_input=form.raw_input(),
                     priority=form.chosen_priority(),
                 )
             except InputError as error:
-                form.add_error("text", str(error))
+                form.add_error(form.input_names[0], str(error))
             except LimitExceeded as limit:
                 form.add_error(None, limit.message)
                 if limit.retry_after is not None:
                     status, retry_after = 429, limit.retry_after
             else:
                 return redirect("inference:request_detail", request_id=created.pk)
-    context = {"form": form, **_list_context(request)}
+    context = {"form": form, "models": list(REGISTRY.values()), **_list_context(request)}
     if request.GET.get("partial") == "table":
         return render(request, "inference/_request_table.html", context)
     response = render(request, "inference/request_list.html", context, status=status)
@@ -90,11 +92,7 @@ def _cursor(value: str | None) -> int | None:
 @login_required
 def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
     row = _get_visible(request, request_id)
-    spec = REGISTRY.get(row.model)
-    preview = None
-    if spec and row.status == RequestStatus.SUCCEEDED:
-        preview = spec.preview(row.inputs, row.output or {}, results.request_embeddings(row))
-    context = {"req": row, "preview": preview, "ahead": selectors.work_ahead(row)}
+    context = {"req": row, **shown_request(row), "ahead": selectors.work_ahead(row)}
     if request.GET.get("partial") == "panel":
         return render(request, "inference/_request_panel.html", context)
     return render(request, "inference/request_detail.html", context)

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from django.db import connection
 
 from product.inference.models import InferenceRequest
-from product.inference.specs import REGISTRY
+from product.inference.registry import REGISTRY
 from product.ops.models import FailureDismissal, OpsAction
 from product.queue import pauses
 from product.queue.pauses import QueuePause

@@ -16,7 +16,7 @@ from django.views.decorators.http import require_POST
 
 from product.inference import selectors as requests
 from product.inference.filters import RequestFilter, RequestFilterForm
-from product.inference.specs import REGISTRY
+from product.inference.registry import REGISTRY
 from product.ops import selectors, services
 from product.ops.charts import line_chart
 from product.ops.models import OpsAction

@@ -3,13 +3,17 @@ limits."""
 
 from __future__ import annotations
 
-from product.env import env_float, env_int
+from product.env import env_float, env_int, env_list
 
 # Jobs are deferred through Django's own connection, so they commit with the request row.
 PROCRASTINATE_READONLY_MODELS = True
 # The channel the runner and the services NOTIFY on when a request changes; each web process
 # LISTENs on it once, for the live-status streams.
 INFERENCE_STATUS_CHANNEL = "inference_status"
+
+# Packages whose folders are models (<package>/<model>/spec.py and runner.py), found at first
+# use; installed distributions add more through the entry point group gpu_queue_product.models.
+INFERENCE_MODEL_PACKAGES = env_list("INFERENCE_MODEL_PACKAGES", ["inference_models"])
 
 # Runs a request's job gets before it fails for good: a transient error (database) or a lost
 # runner (crash, kill) costs one; an input the model cannot run fails at once.

@@ -6,6 +6,9 @@ from product.env import env_bool, env_float, env_int, env_list, env_str
 
 # Models this runner hosts (comma-separated names; empty means every registered model).
 GPU_RUNNER_MODELS = env_list("GPU_RUNNER_MODELS", [])
+# Models this runner does not host, though GPU_RUNNER_MODELS (or its empty default) names them:
+# a runner group for "every model but those with runners of their own".
+GPU_RUNNER_EXCLUDE_MODELS = env_list("GPU_RUNNER_EXCLUDE_MODELS", [])
 # "auto" picks CUDA when torch sees a GPU, else CPU.
 GPU_RUNNER_DEVICE = env_str("GPU_RUNNER_DEVICE", "auto")
 # "auto" is float16 on CUDA and float32 on CPU; or float32, float16, bfloat16.

@@ -4,7 +4,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from product.inference import jobs
 from product.inference.durations import format_duration
-from product.inference.specs import REGISTRY, InputError
+from product.inference.registry import REGISTRY
+from product.inference.specs import InputError
 
 
 class Command(BaseCommand):

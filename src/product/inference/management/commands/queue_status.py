@@ -10,7 +10,8 @@ from product.inference.durations import format_duration
 
 class Command(BaseCommand):
     help = (
-        "Show the queue: requests by model and status, the oldest waiting request's age, "
+        "Show the queue: requests by model and status, the oldest waiting request's age, each "
+        "model's depth (requests and inputs queued and running, its oldest queued request), "
         "Procrastinate jobs by queue and status, paused queues (who paused them, since when), "
         "throughput (requests finished per minute by model over the last 1, 5 and 15 minutes) "
         "and the runners with their last heartbeat and the jobs they are running."
@@ -24,6 +25,9 @@ class Command(BaseCommand):
         if as_json:
             age = overview["oldest_queued_age"]
             overview["oldest_queued_age"] = age.total_seconds() if age else None
+            for row in overview["depth"]:
+                age = row["oldest_queued_age"]
+                row["oldest_queued_age"] = age.total_seconds() if age else None
             for runner in overview["runners"]:
                 runner["heartbeat_age"] = runner["heartbeat_age"].total_seconds()
             overview["paused"] = [
@@ -34,6 +38,7 @@ class Command(BaseCommand):
             return
         self._table("Requests", "model", overview["counts"])
         self.stdout.write(f"Oldest queued request: {format_duration(overview['oldest_queued_age'])}")
+        self._depth(overview["depth"])
         self._table("Jobs", "queue_name", overview["jobs"])
         self._paused(overview["paused"])
         self._throughput(overview["throughput"])
@@ -58,6 +63,15 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"  {pause.queue_name:<28} {format_duration(pause.paused_for):>10}  {why}"
             )
+
+    def _depth(self, rows: list[dict]) -> None:
+        self.stdout.write("Depth by model (requests, and their inputs in brackets)")
+        self.stdout.write(f"  {'model':<32}{'queued':>16}{'running':>16}{'oldest queued':>16}")
+        for row in rows:
+            queued = f"{row['queued']} ({row['queued_inputs']})"
+            running = f"{row['running']} ({row['running_inputs']})"
+            oldest = format_duration(row["oldest_queued_age"])
+            self.stdout.write(f"  {row['model']:<32}{queued:>16}{running:>16}{oldest:>16}")
 
     def _throughput(self, rows: list[dict]) -> None:
         windows = telemetry.THROUGHPUT_WINDOWS_MINUTES

@@ -2,7 +2,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from product.inference import jobs
 from product.inference.durations import format_duration
-from product.inference.specs import REGISTRY, InputError, get_spec
+from product.inference.registry import REGISTRY, get_spec
+from product.inference.specs import InputError
 
 
 class Command(BaseCommand):
