@@ -81,12 +81,32 @@ def token_for():
     return header
 
 
+@pytest.fixture(autouse=True)
+def no_process_outlives_its_test():
+    """Stop the web and runner processes a test started and left running (it failed before
+    stopping them): a runner left behind would take the next tests' jobs. Processes of wider
+    fixtures (``live_stack``) start before this and stay."""
+    from tests.support import processes
+
+    mark = len(processes.STARTED)
+    yield
+    for process in processes.STARTED[mark:]:
+        process.terminate()
+    del processes.STARTED[mark:]
+
+
 @pytest.fixture
 def clean_queue(transactional_db):
-    """Procrastinate's tables are not flushed between transactional tests; empty them."""
+    """Procrastinate's tables are not flushed between transactional tests; empty them before
+    (whatever an earlier test left) and after."""
+
+    def empty() -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("TRUNCATE procrastinate_jobs RESTART IDENTITY CASCADE")
+
+    empty()
     yield
-    with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE procrastinate_jobs RESTART IDENTITY CASCADE")
+    empty()
 
 
 @pytest.fixture

@@ -23,12 +23,14 @@ def test_sigterm_stops_the_runner_cleanly_without_losing_or_repeating_a_job(make
 
     runner = start_runner(tmp_path, GPU_RUNNER_CONCURRENCY="2", GPU_RUNNER_MAX_BATCH_SIZE="8")
     runner.wait_for_output("taking jobs from")
-    while not InferenceRequest.objects.filter(pk__in=ids, status=RequestStatus.SUCCEEDED).exists():
+    # Stop it as soon as it holds work: what it holds then is in flight and must finish.
+    while not InferenceRequest.objects.filter(pk__in=ids, status=RequestStatus.RUNNING).exists():
         time.sleep(0.02)
     assert runner.terminate() == 0, runner.output()
 
     statuses = set(InferenceRequest.objects.filter(pk__in=ids).values_list("status", flat=True))
     assert statuses <= {RequestStatus.SUCCEEDED, RequestStatus.QUEUED}
+    assert RequestStatus.SUCCEEDED in statuses, "the jobs in flight should have finished"
     assert RequestStatus.QUEUED in statuses, "the runner should have stopped before the end"
     assert not ProcrastinateJob.objects.filter(status="doing").exists()
 

@@ -12,7 +12,7 @@ from inference_models.sentence_embedding.spec import SPEC as MINILM
 from product.ops.models import OpsAction
 from product.ops.selectors import failure_groups
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("clean_queue")]
 
 
 @pytest.fixture

@@ -45,6 +45,9 @@ def child_env(**overrides: str) -> dict[str, str]:
     )
     # Small batches keep tests quick; benchmarks set the variable to run production's size.
     env.setdefault("GPU_RUNNER_MAX_BATCH_SIZE", "16")
+    # A runner hosts the embedding model alone unless a test asks for others: each hosted
+    # model costs a warm-up at start, and only the embedding model's jobs are submitted here.
+    env.setdefault("GPU_RUNNER_MODELS", "all-minilm-l6-v2")
     env.update(overrides)
     return env
 
@@ -53,6 +56,11 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+# Every process started, in order: tests/conftest.py stops those a test started and left
+# running (it failed before stopping them), so none takes the next tests' jobs.
+STARTED: list[Process] = []
 
 
 class Process:
@@ -65,6 +73,7 @@ class Process:
         self.popen = subprocess.Popen(
             args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
         )
+        STARTED.append(self)
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
