@@ -130,14 +130,15 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def live_stack(django_db_setup, django_db_blocker, tmp_path_factory):
-    """A real uvicorn web process and a real runner process on the test database."""
+    """A real uvicorn web process and a real runner process hosting every model, on the test
+    database."""
     from tests.support.processes import start_runner, start_web
 
     log_dir = tmp_path_factory.mktemp("stack")
     started = []
     try:
         with django_db_blocker.unblock():
-            runner = start_runner(log_dir)
+            runner = start_runner(log_dir, GPU_RUNNER_MODELS="")  # Every registered model.
             started.append(runner)
             web, base_url = start_web(log_dir)
             started.append(web)
