@@ -125,7 +125,7 @@ def _submit(request: HttpRequest) -> _Submitted:
             f"encoding_format must be one of: {', '.join(ENCODING_FORMATS)}.", "encoding_format",
         )
     dimensions = _dimensions(spec, body.get("dimensions"))
-    if not isinstance(body.get("user", ""), str):
+    if body.get("user") is not None and not isinstance(body["user"], str):
         raise _refused(400, "invalid_request", "user must be a string.", "user")
     raw_input = _input(body)
     key = _checked(api._idempotency_key, request)
