@@ -59,10 +59,12 @@ class Work:
 
 @dataclass(frozen=True)
 class Done:
-    """What a job's future gives: its outputs in input order, and the model time spent on them."""
+    """What a job's future gives: its outputs in input order, the model time spent on them,
+    and the size of its inputs as prepared (``count_tokens``, e.g. tokens after tokenising)."""
 
     outputs: list[Any]
     compute_ms: float
+    tokens: int = 0
 
 
 @dataclass(eq=False)
@@ -74,6 +76,7 @@ class _Job:
     outputs: list[Any] = field(repr=False)
     remaining: int
     compute_ms: float = 0.0
+    tokens: int = 0
 
     @property
     def dropped(self) -> bool:
@@ -292,10 +295,12 @@ class Batcher:
             n = len(work.values)
             job = _Job(future, work.on_progress, [None] * n, n)
             priority, owner = (work.priority, work.owner) if self.fair else (0, None)
-            items.extend(
+            job_items = [
                 _Item(p, count_tokens(p), job, index, priority, owner)
                 for index, p in enumerate(prepared[start : start + n])
-            )
+            ]
+            job.tokens = sum(item.tokens for item in job_items)
+            items.extend(job_items)
             start += n
             if n == 0 and not future.done():
                 future.set_result(Done([], 0.0))
@@ -409,7 +414,7 @@ class Batcher:
             if job.dropped:
                 continue
             if job.remaining == 0:
-                job.future.set_result(Done(job.outputs, job.compute_ms))
+                job.future.set_result(Done(job.outputs, job.compute_ms, job.tokens))
             elif job.on_progress is not None:
                 job.on_progress(len(job.outputs) - job.remaining)
 

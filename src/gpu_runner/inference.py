@@ -77,6 +77,7 @@ class InferenceHandler(JobHandler):
         return Outcome(
             request_id=run.work.request_id, job_id=run.job.id, status=RequestStatus.SUCCEEDED,
             output=packed.output, embeddings=packed.embeddings, compute_ms=done.compute_ms,
+            input_tokens=done.tokens,
         )
 
     def _reporter(self, run: Run):

@@ -17,6 +17,9 @@ Django answers those with HTML pages, and under ``DEBUG`` with its technical pag
 
 A database outage is not a 500: product.outage answers it with a 503 (its process_exception
 runs before this one, and its answer is JSON already).
+
+Under /v1/, the OpenAI-compatible API (product.inference.openai_api), every error has OpenAI's
+shape instead: ``{"error": {"message", "type", "param", "code"}}``, so OpenAI's SDKs read it.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from django.utils.log import log_response
 from django.views import defaults
 
 API_PREFIX = "/api/"
+OPENAI_PREFIX = "/v1/"
 # Headers of the original answer that the JSON one keeps; the rest describe the HTML body.
 _DROPPED_HEADERS = {"content-type", "content-length", "content-disposition"}
 _CODES = {
@@ -57,7 +61,11 @@ _CODES = {
 
 def is_api(request: HttpRequest) -> bool:
     """Whether ``request`` is an API call, whose errors must be JSON."""
-    return request.path.startswith(API_PREFIX)
+    return is_api_path(request.path)
+
+
+def is_api_path(path: str) -> bool:
+    return path.startswith((API_PREFIX, OPENAI_PREFIX))
 
 
 def error_response(status: int, code: str, message: str) -> JsonResponse:
@@ -65,26 +73,57 @@ def error_response(status: int, code: str, message: str) -> JsonResponse:
     return JsonResponse({"error": {"code": code, "message": message}}, status=status)
 
 
+def openai_error_body(status: int, code: str, message: str, param: str | None = None) -> dict:
+    """An error in OpenAI's shape; its ``type`` follows the status as OpenAI's do."""
+    if status >= 500:
+        kind = "server_error"
+    else:
+        kind = _OPENAI_TYPES.get(status, "invalid_request_error")
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+
+_OPENAI_TYPES = {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}
+
+
+def openai_error_response(
+    status: int, code: str, message: str, param: str | None = None
+) -> JsonResponse:
+    """The OpenAI-compatible API's error answer (``openai_error_body``) with ``status``."""
+    return JsonResponse(openai_error_body(status, code, message, param), status=status)
+
+
+def error_body(path: str, status: int, code: str, message: str) -> dict:
+    """The JSON of an error answered at ``path``: OpenAI's shape under /v1/, ours elsewhere."""
+    if path.startswith(OPENAI_PREFIX):
+        return openai_error_body(status, code, message)
+    return {"error": {"code": code, "message": message}}
+
+
 def _error_for(request: HttpRequest, status: int, exception: BaseException | None) -> JsonResponse:
-    """The JSON error for ``status``, with a message naming the problem when the exception
-    that caused it is known."""
+    status, code, message = _error_of(request, status, exception)
+    return JsonResponse(error_body(request.path, status, code, message), status=status)
+
+
+def _error_of(request: HttpRequest, status: int, exception: BaseException | None) -> tuple[int, str, str]:
+    """The status, code and message of the JSON error for ``status``, the message naming
+    the problem when the exception that caused it is known."""
     if isinstance(exception, TooManyFieldsSent):
-        return error_response(
+        return (
             400, "too_many_fields",
             f"the request has more than {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} fields.",
         )
     if isinstance(exception, TooManyFilesSent):
-        return error_response(
+        return (
             400, "too_many_files",
             f"the request has more than {settings.DATA_UPLOAD_MAX_NUMBER_FILES} files.",
         )
     if isinstance(exception, RequestDataTooBig):
-        return error_response(413, "too_large", "the request body is too large.")
+        return 413, "too_large", "the request body is too large."
     if status == 404 and not isinstance(exception, Resolver404) and _text(exception):
-        return error_response(404, "not_found", _text(exception))
+        return 404, "not_found", _text(exception)
     if isinstance(exception, (PermissionDenied, BadRequest)) and _text(exception):
-        return error_response(status, _code(status), _text(exception))
-    return error_response(status, _code(status), _message(request, status))
+        return status, _code(status), _text(exception)
+    return status, _code(status), _message(request, status)
 
 
 def _text(exception: BaseException | None) -> str:

@@ -9,7 +9,7 @@ a 1 GiB chunked upload to disk before its 401. This wraps the ASGI application (
   as ``receive`` delivers them, and past the limit reading stops: the 413 is sent from here and
   Django is handed ``http.disconnect``, on which its ``read_body`` gives up without answering.
 
-The 413 is the API's JSON error under /api/ and plain text elsewhere, with ``Connection:
+The 413 is the API's JSON error under /api/ (and /v1/) and plain text elsewhere, with ``Connection:
 close``: the rest of the body is never read, so the connection cannot carry another request.
 """
 
@@ -20,7 +20,7 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from product.api_errors import API_PREFIX
+from product.api_errors import error_body, is_api_path
 
 logger = logging.getLogger(__name__)
 
@@ -73,11 +73,10 @@ class BodyLimit:
             "refused a request body over %d bytes: %s %s",
             self.limit, scope.get("method", ""), scope.get("path", ""),
         )
-        if scope.get("path", "").startswith(API_PREFIX):
-            body = json.dumps({"error": {
-                "code": "too_large",
-                "message": f"the request body is larger than {self.limit} bytes.",
-            }}).encode()
+        path = scope.get("path", "")
+        if is_api_path(path):
+            message = f"the request body is larger than {self.limit} bytes."
+            body = json.dumps(error_body(path, 413, "too_large", message)).encode()
             content_type = b"application/json"
         else:
             body = f"The request body is larger than {self.limit} bytes.\n".encode()

@@ -3,7 +3,7 @@
 Every page and API call touches the database (sessions, users, tokens, rows), so during a
 database restart each request would otherwise fail with "Internal Server Error" and a
 traceback in the log. This middleware answers those requests with 503 and ``Retry-After``:
-JSON in the API's error shape under /api/, a small page elsewhere. It logs one line per
+JSON in the API's error shape under /api/ (and /v1/), a small page elsewhere. It logs one line per
 failed request.
 
 Django turns an exception into a response at every middleware layer, so an error is caught in
@@ -24,6 +24,7 @@ from django.core.signals import got_request_exception
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 
+from product.api_errors import error_body, is_api
 from product.queue.errors import DATABASE_UNAVAILABLE
 
 logger = logging.getLogger(__name__)
@@ -51,9 +52,9 @@ class DatabaseUnavailableMiddleware:
 
 def unavailable_response(request: HttpRequest) -> HttpResponse:
     """The 503 for this request: the API's JSON error, or the HTML page."""
-    if request.path.startswith("/api/"):
+    if is_api(request):
         response: HttpResponse = JsonResponse(
-            {"error": {"code": "database_unavailable", "message": MESSAGE}}, status=503
+            error_body(request.path, 503, "database_unavailable", MESSAGE), status=503
         )
     else:
         # Rendered without the request: context processors would read the session and user.

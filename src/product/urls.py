@@ -14,12 +14,14 @@ urlpatterns = [
     path("account/usage/", include("product.quotas.urls")),
     path("account/tokens/", include("product.accounts.urls")),
     path("api/", include("product.inference.api_urls")),
+    # OpenAI-compatible, at the root as OpenAI's SDKs expect: base_url="http://host/v1".
+    path("v1/", include("product.inference.openai_urls")),
     path("ops/", include("product.ops.urls")),
     path("admin/", admin.site.urls),
     path("metrics", metrics.metrics_view, name="metrics"),
 ]
 
-# Errors under /api/ are JSON (product.api_errors), Django's pages elsewhere.
+# Errors under /api/ and /v1/ are JSON (product.api_errors), Django's pages elsewhere.
 handler400 = api_errors.bad_request
 handler403 = api_errors.permission_denied
 handler404 = api_errors.page_not_found

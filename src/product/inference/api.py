@@ -204,11 +204,12 @@ def _body_digest(body: dict) -> str:
     return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _limit_response(limit: LimitExceeded) -> JsonResponse:
-    """429 with Retry-After when waiting lets the same submit pass; 400 when it cannot."""
+def _limit_response(limit: LimitExceeded, respond: Callable = error_response) -> JsonResponse:
+    """429 with Retry-After when waiting lets the same submit pass; 400 when it cannot
+    (``respond(status, code, message)`` makes the error answer: the OpenAI API's has its shape)."""
     if limit.retry_after is None:
-        return error_response(400, limit.code, limit.message)
-    response = error_response(429, limit.code, limit.message)
+        return respond(400, limit.code, limit.message)
+    response = respond(429, limit.code, limit.message)
     response["Retry-After"] = str(limit.retry_after)
     return response
 

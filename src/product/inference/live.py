@@ -7,19 +7,26 @@ listening on it and hands each notification to the open Server-Sent Events strea
 request's owner, and to those of users who see every request; no stream scans the others'.
 An open stream holds no database connection of its own (the views give theirs back before
 streaming), so a thousand open pages cost one connection, not a thousand.
+
+A call that waits inline for one request to finish (``POST /v1/embeddings``) ``watch``es that
+request's id instead: it is woken when the request reaches a final status (or the listener
+reconnected, so it should read again), and is counted apart from the streams' limits.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections import Counter
+from collections.abc import AsyncIterator
 
 import psycopg
 from django.conf import settings
 from procrastinate.contrib.django.utils import connector_params
 
+from product.inference.models import FINAL_STATUSES
 from product.queue.backoff import Backoff
 
 logger = logging.getLogger(__name__)
@@ -85,6 +92,32 @@ class Subscription:
             self._hub._remove(self)
 
 
+class RequestWatch:
+    """One inline waiter on one request: ``finished`` wakes when the request reaches a final
+    status, or when the listener reconnected (a notification may have been missed: read the
+    request again). Made and dropped by ``StatusHub.watching``, on the event loop."""
+
+    __slots__ = ("request_id", "_woken")
+
+    def __init__(self, request_id: int) -> None:
+        self.request_id = request_id
+        self._woken = asyncio.Event()
+
+    async def finished(self, timeout: float) -> bool:
+        """Wait at most ``timeout`` seconds to be woken; whether it was (then read the
+        request: it is final, or may be)."""
+        try:
+            async with asyncio.timeout(max(timeout, 0)):
+                await self._woken.wait()
+        except TimeoutError:
+            return False
+        self._woken.clear()
+        return True
+
+    def wake(self) -> None:
+        self._woken.set()
+
+
 class StatusHub:
     """The process's LISTEN and its subscribers, kept by the owner whose changes they want."""
 
@@ -93,6 +126,7 @@ class StatusHub:
         self._everyone: set[Subscription] = set()  # Streams of users who see all requests.
         self._per_viewer: Counter[int] = Counter()
         self._count = 0
+        self._watches: dict[int, set[RequestWatch]] = {}  # Inline waiters by request id.
         self._listener: asyncio.Task | None = None
         self._listening: asyncio.Event | None = None
 
@@ -131,6 +165,28 @@ class StatusHub:
             raise
         return subscription
 
+    def watch_count(self) -> int:
+        """Inline waiters of this process (not counted against the streams' limits)."""
+        return sum(len(watches) for watches in self._watches.values())
+
+    @contextlib.asynccontextmanager
+    async def watching(self, request_id: int) -> AsyncIterator[RequestWatch]:
+        """A waiter woken when request ``request_id`` finishes, for the ``async with`` block.
+
+        Enters once the LISTEN is in place, so a change committed after that is delivered:
+        read the request's state inside the block, then wait, and nothing falls in between.
+        """
+        watch = RequestWatch(request_id)
+        watches = self._watches.setdefault(request_id, set())
+        watches.add(watch)
+        try:
+            await self._wait_listening()
+            yield watch
+        finally:
+            watches.discard(watch)
+            if not watches and self._watches.get(request_id) is watches:
+                del self._watches[request_id]
+
     def _remove(self, subscription: Subscription) -> None:
         owner = subscription.owner
         group = self._everyone if owner is None else self._by_owner.get(owner)
@@ -158,11 +214,16 @@ class StatusHub:
         and to those who see everything; a resync goes to every stream."""
         if message.get("resync"):
             groups = [self._everyone, *self._by_owner.values()]
+            woken = [watch for watches in self._watches.values() for watch in watches]
         else:
             groups = [self._everyone, self._by_owner.get(message.get("owner"), ())]
+            finished = message.get("status") in FINAL_STATUSES
+            woken = self._watches.get(message.get("id"), ()) if finished else ()
         for group in groups:
             for subscription in tuple(group):
                 subscription.offer(message)
+        for watch in woken:
+            watch.wake()
 
     async def _listen(self, listening: asyncio.Event) -> None:
         backoff, reconnecting = Backoff(first=0.5, cap=10.0), False

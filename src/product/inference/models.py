@@ -71,6 +71,10 @@ class InferenceRequest(models.Model):
     compute_ms = models.FloatField(
         null=True, blank=True, help_text="Time spent in the model's forward passes."
     )
+    input_tokens = models.PositiveIntegerField(
+        null=True, blank=True,
+        help_text="Tokens of all its inputs as the model counted them (written with the result).",
+    )
     # The error with its numbers and hex values blanked ("input[N] has N characters"), kept by
     # PostgreSQL as the error is written: failures are grouped by it (the operations page).
     error_key = models.GeneratedField(

@@ -29,6 +29,105 @@ def _result_schema(spec) -> dict:
     }
 
 
+def _openai_error(description: str) -> dict:
+    return _json("#/components/schemas/OpenAIError", description)
+
+
+def _openai_paths(idempotency_key: dict) -> dict:
+    """The OpenAI-compatible API (product.inference.openai_api): its paths, errors in OpenAI's shape."""
+    embedding_models = [spec.name for spec in REGISTRY.values() if spec.returns_embeddings]
+    texts = {"oneOf": [spec.input_schema() for spec in REGISTRY.values() if spec.returns_embeddings]}
+    body = {
+        "type": "object",
+        "required": ["model", "input"],
+        "additionalProperties": False,
+        "properties": {
+            "model": {"enum": embedding_models},
+            "input": texts,
+            "encoding_format": {"enum": list(ENCODING_FORMATS), "default": "float",
+                                "description": "base64: each embedding the base64 of its float32 values, little-endian."},
+            "dimensions": {"type": "integer", "description": "Only for a model that lists shorter sizes; none here does, so it is refused."},
+            "user": {"type": "string", "description": "Accepted and ignored."},
+        },
+    }
+    return {
+        "/v1/embeddings": {
+            "post": {
+                "summary": "Embeddings, answered inline (OpenAI-compatible)",
+                "operationId": "createEmbeddings",
+                "parameters": [idempotency_key],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
+                "responses": {
+                    "200": _json("#/components/schemas/Embeddings", "The embeddings, one per input, in order"),
+                    "202": {
+                        **_json("#/components/schemas/Request", f"Not finished within {settings.INFERENCE_INLINE_WAIT:g} s (INFERENCE_INLINE_WAIT): the request, still running (Location: its URL); fetch its result_url once it succeeded"),
+                        "headers": {"Location": {"description": "The request's URL", "schema": {"type": "string"}}},
+                    },
+                    "400": _openai_error("Invalid input, a model that returns no embeddings, or dimensions it does not support; nothing was created"),
+                    "401": _openai_error("Missing or bad token (code invalid_api_key)"),
+                    "404": _openai_error("Unknown model (code model_not_found)"),
+                    "409": _openai_error("The request was cancelled before it finished"),
+                    "413": _openai_error("Body too large"),
+                    "422": _openai_error("The Idempotency-Key was used with a different body"),
+                    "429": {
+                        **_openai_error("Over a limit of yours; nothing was created; retry after Retry-After seconds"),
+                        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+                    },
+                    "500": _openai_error("The request failed (code request_failed; the message says why)"),
+                },
+            },
+        },
+        "/v1/models": {
+            "get": {"summary": "List models (OpenAI-compatible)", "operationId": "listOpenAIModels",
+                    "responses": {"200": _json("#/components/schemas/OpenAIModelList", "Every model; those that return embeddings serve /v1/embeddings"),
+                                  "401": _openai_error("Missing or bad token")}},
+        },
+        "/v1/models/{model}": {
+            "get": {"summary": "Get a model (OpenAI-compatible)", "operationId": "getOpenAIModel",
+                    "parameters": [{"name": "model", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "responses": {"200": _json("#/components/schemas/OpenAIModel", "The model"),
+                                  "401": _openai_error("Missing or bad token"),
+                                  "404": _openai_error("Unknown model (code model_not_found)")}},
+        },
+    }
+
+
+_OPENAI_SCHEMAS = {
+    "OpenAIError": {
+        "type": "object",
+        "properties": {"error": {"type": "object", "properties": {
+            "message": {"type": "string"}, "type": {"type": "string"},
+            "param": {"type": ["string", "null"]}, "code": {"type": ["string", "null"]}}}},
+    },
+    "Embeddings": {
+        "type": "object",
+        "properties": {
+            "object": {"const": "list"},
+            "data": {"type": "array", "items": {"type": "object", "properties": {
+                "object": {"const": "embedding"},
+                "index": {"type": "integer"},
+                "embedding": {"oneOf": [{"type": "array", "items": {"type": "number"}},
+                                        {"type": "string", "contentEncoding": "base64"}]},
+            }}},
+            "model": {"type": "string"},
+            "usage": {"type": "object", "properties": {
+                "prompt_tokens": {"type": "integer", "description": "Tokens of the inputs as the model counted them."},
+                "total_tokens": {"type": "integer"}}},
+        },
+    },
+    "OpenAIModel": {
+        "type": "object",
+        "properties": {"id": {"type": "string"}, "object": {"const": "model"},
+                       "created": {"type": "integer"}, "owned_by": {"type": "string"}},
+    },
+    "OpenAIModelList": {
+        "type": "object",
+        "properties": {"object": {"const": "list"},
+                       "data": {"type": "array", "items": {"$ref": "#/components/schemas/OpenAIModel"}}},
+    },
+}
+
+
 def openapi_document() -> dict:
     priority_input = {
         "enum": [*RequestPriority.values, None],
@@ -164,10 +263,12 @@ def openapi_document() -> dict:
                                        "403": _error("Another user's request"), "404": _error("No such request of yours"),
                                        "409": _error("Not failed or cancelled"), "429": _error("Over a limit of yours; retry after Retry-After seconds")}},
             },
+            **_openai_paths(idempotency_key),
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {
+                **_OPENAI_SCHEMAS,
                 "Error": {
                     "type": "object",
                     "properties": {"error": {"type": "object", "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}},
@@ -208,6 +309,7 @@ def openapi_document() -> dict:
                         "started_at": {"type": ["string", "null"], "format": "date-time"},
                         "finished_at": {"type": ["string", "null"], "format": "date-time"},
                         "timings_ms": timings,
+                        "input_tokens": {"type": ["integer", "null"], "description": "Tokens of the inputs as the model counted them (once succeeded)."},
                         "url": {"type": "string"},
                         "result_url": {"type": ["string", "null"]},
                         "ahead": {

@@ -42,6 +42,7 @@ def request_json(request: InferenceRequest) -> dict:
             "compute": _ms(request.compute_ms),
             "total": _ms(request.total_ms),
         },
+        "input_tokens": request.input_tokens,
         "url": reverse("api:request_detail", args=[request.pk]),
         "result_url": None,
     }
@@ -66,12 +67,17 @@ def result_json(
     output = {key: value for key, value in (request.output or {}).items() if key != "embeddings"}
     data = {"id": request.pk, "model": request.model, **output}
     if embeddings is not None:
-        if encoding_format == "base64":
-            little_endian = np.ascontiguousarray(embeddings, dtype="<f4")
-            data["embeddings"] = [base64.b64encode(row).decode("ascii") for row in little_endian]
-        else:
-            data["embeddings"] = np.ascontiguousarray(embeddings, dtype=np.float32)
+        data["embeddings"] = encoded_embeddings(embeddings, encoding_format)
     return orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def encoded_embeddings(embeddings: np.ndarray, encoding_format: str) -> np.ndarray | list[str]:
+    """The rows of ``embeddings`` as ``encoding_format`` says, for orjson (OPT_SERIALIZE_NUMPY):
+    a float32 array, or one base64 string of float32 values, little-endian, per row."""
+    if encoding_format == "base64":
+        little_endian = np.ascontiguousarray(embeddings, dtype="<f4")
+        return [base64.b64encode(row).decode("ascii") for row in little_endian]
+    return np.ascontiguousarray(embeddings, dtype=np.float32)
 
 
 def stored_embeddings(request: InferenceRequest) -> np.ndarray | None:

@@ -19,7 +19,7 @@ from product.inference.models import InferenceRequest, RequestPriority, RequestS
 # Columns a list shows; inputs and outputs can be large and stay in the database.
 LIST_FIELDS = (
     "id", "owner_id", "model", "priority", "item_count", "items_done", "status", "attempts", "error",
-    "created_at", "started_at", "finished_at", "compute_ms",
+    "created_at", "started_at", "finished_at", "compute_ms", "input_tokens",
 )
 
 

@@ -335,6 +335,7 @@ class Outcome:
     error: str = ""
     traceback: str = ""
     compute_ms: float | None = None
+    input_tokens: int | None = None  # Its inputs' tokens as the model counted them.
 
 
 def _claimed(claims: Iterable[Claim]) -> dict:
@@ -409,6 +410,7 @@ def requests_finish(*, outcomes: Iterable[Outcome]) -> set[int]:
         {
             "id": o.request_id, "job_id": o.job_id, "status": o.status, "output": o.output,
             "error": o.error, "traceback": o.traceback, "compute_ms": o.compute_ms,
+            "input_tokens": o.input_tokens,
         }
         for o in outcomes
     ]
@@ -417,12 +419,13 @@ def requests_finish(*, outcomes: Iterable[Outcome]) -> set[int]:
             f"""
             UPDATE {TABLE} AS r
                SET status = o.status, output = o.output, error = o.error,
-                   traceback = o.traceback, compute_ms = o.compute_ms, finished_at = now(),
+                   traceback = o.traceback, compute_ms = o.compute_ms,
+                   input_tokens = o.input_tokens, finished_at = now(),
                    items_done = CASE WHEN o.status = 'succeeded' THEN r.item_count
                                      ELSE r.items_done END
               FROM jsonb_to_recordset(%(records)s::jsonb) AS o(
                    id bigint, job_id bigint, status text, output jsonb, error text,
-                   traceback text, compute_ms double precision)
+                   traceback text, compute_ms double precision, input_tokens int)
              WHERE r.id = o.id AND r.job_id = o.job_id AND r.status = 'running'
             RETURNING r.id, r.job_id, r.owner_id, r.status
             """,

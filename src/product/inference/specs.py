@@ -107,6 +107,9 @@ class ModelSpec:
     inputs_noun: str = "texts"
     #: Whether its result has vectors, stored as pgvector rows (and offered as a .npy download).
     returns_embeddings: bool = False
+    #: The shorter sizes its embeddings may be asked for (OpenAI's ``dimensions``: the first
+    #: numbers of each vector, renormalised). Only a model trained for it (Matryoshka) lists any.
+    embedding_dimensions: tuple[int, ...] = ()
 
     @property
     def queue(self) -> str:

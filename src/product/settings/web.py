@@ -32,3 +32,6 @@ INFERENCE_STREAMS_PER_PROCESS = env_int("INFERENCE_STREAMS_PER_PROCESS", 2000)
 # Seconds a live-status stream lasts (less up to 10%, so streams spread out) before it ends
 # and the browser reconnects and re-reads: no stream, or its owner's session, lives forever.
 INFERENCE_STREAM_MAX_AGE = env_float("INFERENCE_STREAM_MAX_AGE", 300.0)
+# Seconds POST /v1/embeddings (the OpenAI-compatible API) waits for its result before it
+# answers 202 with the request's URL instead (the request still runs).
+INFERENCE_INLINE_WAIT = env_float("INFERENCE_INLINE_WAIT", 30.0)
