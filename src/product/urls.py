@@ -13,6 +13,8 @@ urlpatterns = [
     path("requests/", include("product.inference.urls")),
     path("account/usage/", include("product.quotas.urls")),
     path("account/tokens/", include("product.accounts.urls")),
+    path("batches/", include("product.batches.urls")),
+    path("api/v1/", include("product.batches.api_urls")),
     path("api/", include("product.inference.api_urls")),
     path("ops/", include("product.ops.urls")),
     path("admin/", admin.site.urls),

@@ -95,6 +95,7 @@ class StatusHub:
         self._count = 0
         self._listener: asyncio.Task | None = None
         self._listening: asyncio.Event | None = None
+        self._watchers: list = []  # Called with every notification (the batch feeder).
 
     def subscriber_count(self, viewer: int | None = None) -> int:
         """Open subscriptions: all of this process's, or those of user ``viewer``."""
@@ -131,6 +132,12 @@ class StatusHub:
             raise
         return subscription
 
+    async def watch(self, callback) -> None:
+        """Call ``callback(message)`` on the event loop with every notification from now on
+        (no stream, no limits: for this process's own background work), and listen."""
+        self._watchers.append(callback)
+        await self._wait_listening()
+
     def _remove(self, subscription: Subscription) -> None:
         owner = subscription.owner
         group = self._everyone if owner is None else self._by_owner.get(owner)
@@ -156,6 +163,8 @@ class StatusHub:
     def publish(self, message: dict) -> None:
         """Hand ``message`` to the streams that want it: a change goes to its owner's streams
         and to those who see everything; a resync goes to every stream."""
+        for callback in self._watchers:
+            callback(message)
         if message.get("resync"):
             groups = [self._everyone, *self._by_owner.values()]
         else:

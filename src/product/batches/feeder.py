@@ -1,0 +1,89 @@
+"""The batch feeder: in each web process, one asyncio task that queues batches' next parts.
+
+It runs ``services.batches_feed`` in a thread of its own when a request ends (any final status
+note on the process's single LISTEN, ``inference.live.hub``), and every
+``BATCH_FEED_INTERVAL`` seconds regardless (a missed note, a batch whose user's queued-texts
+limit was full). Several web processes feed the same batches safely: each batch is fed under
+its row's lock, SKIP LOCKED. Nothing lives only here: a process that dies loses no part; the
+next look of any feeder carries on. ``FeedingBatches`` (``product.asgi``) starts it on the
+process's first ASGI event (uvicorn's lifespan startup, or the first request).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from django.conf import settings
+from django.db import connection
+
+from product.inference.live import hub
+from product.inference.models import FINAL_STATUSES
+
+logger = logging.getLogger(__name__)
+
+# After a look, the feeder waits at least this long before the next one a note asks for, so a
+# burst of ends costs one look.
+_MIN_GAP_SECONDS = 0.05
+
+
+class BatchFeeder:
+    def __init__(self) -> None:
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task | None = None
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-feeder")
+
+    def start(self) -> None:
+        """Start feeding on the running event loop (once)."""
+        if self._task is None or self._task.done():
+            self._wake = asyncio.Event()
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def _noticed(self, message: dict) -> None:
+        if message.get("status") in FINAL_STATUSES or message.get("resync"):
+            self._wake.set()
+
+    async def _run(self) -> None:
+        await hub.watch(self._noticed)
+        loop = asyncio.get_running_loop()
+        while True:
+            self._wake.clear()
+            try:
+                fed = await loop.run_in_executor(self._thread, _feed)
+                if fed:
+                    logger.info("queued %d batch parts", fed)
+            except Exception:
+                logger.warning("batch feed failed; trying again", exc_info=True)
+            await asyncio.sleep(_MIN_GAP_SECONDS)
+            try:
+                async with asyncio.timeout(settings.BATCH_FEED_INTERVAL):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+
+
+def _feed() -> int:
+    from product.batches.services import batches_feed
+
+    try:
+        return batches_feed()
+    finally:
+        connection.close()  # Back to the pool until the next look.
+
+
+feeder = BatchFeeder()
+
+
+class FeedingBatches:
+    """ASGI wrapper: starts this process's batch feeder on its first event (BATCH_FEEDER)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self._started = not settings.BATCH_FEEDER
+
+    async def __call__(self, scope, receive, send) -> None:
+        if not self._started:
+            self._started = True
+            feeder.start()
+        return await self.app(scope, receive, send)
