@@ -109,3 +109,42 @@ def test_a_ten_thousand_line_file_is_uploaded_run_and_downloaded(live_stack, mak
         f"\nbatch of {LINES} lines: upload {uploaded - started:.2f} s, run "
         f"{finished - uploaded:.1f} s ({(LINES - 10) / (finished - uploaded):.0f} texts/s end to end)"
     )
+
+
+def test_a_batch_goes_on_when_its_web_process_is_killed_and_another_starts(
+    django_db_blocker, make_user, token_for, tmp_path
+):
+    """The feeder keeps nothing of its own: with the web process killed mid-batch (SIGKILL),
+    the parts that were queued finish, and a new web process's feeder queues the rest."""
+    from product.batches.models import BatchPart
+    from tests.support.processes import start_runner, start_web
+
+    token = token_for(make_user("alice"))
+    with django_db_blocker.unblock():
+        runner = start_runner(tmp_path)
+        (tmp_path / "web1").mkdir()
+        (tmp_path / "web2").mkdir()
+        web, base_url = start_web(tmp_path / "web1", BATCH_QUEUED_PARTS="1")
+        try:
+            runner.wait_for_output("taking jobs from")
+            body, content_type = multipart({"model": MINILM.name}, "six-parts.txt", b"\n".join(b"t%d" % n for n in range(1500)))
+            status, answer = http(base_url, "/api/v1/batches", token, body=body, content_type=content_type)
+            assert status == 201, answer
+            created = json.loads(answer)
+            deadline = time.monotonic() + 300
+            while (batch := json.loads(http(base_url, created["url"], token)[1]))["progress"]["done"] < 256:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+            web.popen.kill()
+            assert batch["progress"]["parts"]["ended"] < 6  # Killed mid-batch.
+            web.terminate()
+            web, base_url = start_web(tmp_path / "web2", BATCH_QUEUED_PARTS="1")
+            while (batch := json.loads(http(base_url, created["url"], token)[1]))["status"] == "running":
+                assert time.monotonic() < deadline, batch
+                time.sleep(0.2)
+        finally:
+            web.terminate()
+            runner.terminate()
+        assert batch["status"] == "completed" and batch["progress"]["done"] == 1500
+        parts = BatchPart.objects.filter(batch_id=created["id"])
+        assert parts.count() == 6 and parts.filter(request__status="succeeded").count() == 6

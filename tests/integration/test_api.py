@@ -7,6 +7,7 @@ import pytest
 from procrastinate.contrib.django.models import ProcrastinateJob
 
 from product.inference import api_urls, services
+from product.batches import api_urls as batch_api_urls
 from product.inference.models import InferenceRequest
 from inference_models.sentence_embedding.spec import SPEC as MINILM
 from product.inference.registry import REGISTRY
@@ -127,8 +128,9 @@ def test_openapi_document_is_served_and_describes_every_endpoint(client):
     assert document["openapi"].startswith("3.1")
     # Every route of the API's URLconf but the document itself, in OpenAPI's path syntax.
     routes = {
-        "/api/" + re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", str(pattern.pattern))
-        for pattern in api_urls.urlpatterns if pattern.name != "openapi"
+        prefix + re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", str(pattern.pattern))
+        for prefix, urls in (("/api/", api_urls), ("/api/v1/", batch_api_urls))
+        for pattern in urls.urlpatterns if pattern.name != "openapi"
     }
     assert "/api/v1/requests/{request_id}/run-again" in routes
     assert set(document["paths"]) == routes

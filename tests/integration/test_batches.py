@@ -306,3 +306,28 @@ def test_the_batch_pages_upload_show_and_cancel(client, alice, db):
     assert batch.status == BatchStatus.CANCELLED
     empty = client.post(reverse("batches:batch_list"), {"file": SimpleUploadedFile("e.txt", b"\n"), "model": MINILM.name})
     assert empty.status_code == 400 and "no text to embed" in empty.content.decode()
+
+
+@pytest.mark.usefixtures("clean_queue")
+def test_a_failed_part_is_reported_in_the_downloads_and_the_rest_runs(client, auth):
+    from product.inference import services as inference_services
+
+    created = upload(client, auth, b"\n".join(b"t%d" % i for i in range(300))).json()
+    first = BatchPart.objects.get(batch_id=created["id"], index=0).request
+    claim = inference_services.Claim(first.pk, first.job_id)
+    inference_services.requests_start(claims=[claim])
+    inference_services.requests_finish(outcomes=[inference_services.Outcome(
+        first.pk, first.job_id, RequestStatus.FAILED, error="the model ran out of memory",
+    )])
+    batch = run_to_the_end(created["id"])
+    assert batch.status == BatchStatus.COMPLETED
+
+    progress = get(client, auth, created["url"])[1].json()["progress"]
+    assert (progress["done"], progress["failed"], progress["left"]) == (44, 256, 0)
+    out = jsonl_of(get(client, auth, created["output_jsonl_url"])[1])
+    assert len(out) == 300
+    assert out[0]["response"] is None
+    assert out[0]["error"] == {"code": "inference_failed", "message": "the model ran out of memory"}
+    assert out[256]["error"] is None and out[256]["custom_id"] == "line-257"
+    vectors = npy_of(get(client, auth, created["output_npy_url"])[1])
+    assert np.isnan(vectors[:256]).all() and not np.isnan(vectors[256:]).any()
