@@ -331,3 +331,27 @@ def test_a_failed_part_is_reported_in_the_downloads_and_the_rest_runs(client, au
     assert out[256]["error"] is None and out[256]["custom_id"] == "line-257"
     vectors = npy_of(get(client, auth, created["output_npy_url"])[1])
     assert np.isnan(vectors[:256]).all() and not np.isnan(vectors[256:]).any()
+
+
+def test_parts_fit_a_queued_texts_limit_smaller_than_the_model_s_max(client, alice, auth, db):
+    UserQuota.objects.create(user=alice, max_queued_texts=100)
+    content = b"\n".join([b"t%d" % i for i in range(250)] + [openai_line("big", ["x"] * 101)])
+    created = upload(client, auth, content).json()
+    assert [p.text_count for p in BatchPart.objects.filter(batch_id=created["id"]).order_by("index")] == [100, 100, 50]
+    assert created["line_errors"] == [
+        {"line": 251, "message": "101 texts, more than the 100 you may have queued at once (max_queued_texts)."}
+    ]
+    UserQuota.objects.filter(user=alice).update(max_queued_texts=0)
+    response = upload(client, auth, b"t")
+    assert response.status_code == 400 and "max_queued_texts is 0" in response.json()["error"]["message"]
+
+
+def test_only_batches_a_feed_would_change_are_looked_at(client, auth, db):
+    from product.batches.selectors import batches_to_feed
+
+    with override_settings(BATCH_QUEUED_PARTS=1):
+        full = upload(client, auth, b"\n".join(b"t%d" % i for i in range(300))).json()
+    done = upload(client, auth, b"one").json()
+    Batch.objects.filter(pk=done["id"]).update(status=BatchStatus.COMPLETED)
+    assert batches_to_feed(queued_parts=1) == []  # One part queued, the most allowed.
+    assert batches_to_feed(queued_parts=2) == [full["id"]]

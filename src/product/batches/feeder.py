@@ -35,12 +35,15 @@ class BatchFeeder:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-feeder")
 
     def start(self) -> None:
-        """Start feeding on the running event loop (once)."""
-        if self._task is None or self._task.done():
+        """Start feeding on the running event loop, unless it feeds there already."""
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done() or self._task.get_loop() is not loop:
             self._wake = asyncio.Event()
-            self._task = asyncio.get_running_loop().create_task(self._run())
+            self._task = loop.create_task(self._run())
 
     def _noticed(self, message: dict) -> None:
+        if self._task is None or self._task.get_loop() is not asyncio.get_running_loop():
+            return  # A note on another loop than the feeder's (an application run again).
         if message.get("status") in FINAL_STATUSES or message.get("resync"):
             self._wake.set()
 
@@ -80,10 +83,9 @@ class FeedingBatches:
 
     def __init__(self, app) -> None:
         self.app = app
-        self._started = not settings.BATCH_FEEDER
+        self._feeds = settings.BATCH_FEEDER
 
     async def __call__(self, scope, receive, send) -> None:
-        if not self._started:
-            self._started = True
+        if self._feeds:
             feeder.start()
         return await self.app(scope, receive, send)

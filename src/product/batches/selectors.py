@@ -149,3 +149,30 @@ def batch_parts(batch: Batch, *, page: int = 64) -> Any:
         if len(rows) < page:
             return
         after = rows[-1][0]
+
+
+# Running batches with their parts queued or running: the active requests (few, by the index on
+# their status) joined to their parts, not every part of every batch.
+_RUNNING = f"""
+SELECT b.id, b.parts_fed, b.part_count, COALESCE(a.active, 0)
+  FROM {Batch._meta.db_table} AS b
+  LEFT JOIN (SELECT p.batch_id, COUNT(*) AS active
+               FROM {REQUEST_TABLE} AS r JOIN {PART_TABLE} AS p ON p.request_id = r.id
+              WHERE r.status IN ('queued', 'running')
+              GROUP BY p.batch_id) AS a ON a.batch_id = b.id
+ WHERE b.status = 'running'
+ ORDER BY b.id
+"""
+
+
+def batches_to_feed(*, queued_parts: int) -> list[int]:
+    """Ids of the running batches a feed would change now: with parts left to queue and fewer
+    than ``queued_parts`` queued or running, or with every part queued and none active (to
+    complete)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_RUNNING)
+        rows = cursor.fetchall()
+    return [
+        batch_id for batch_id, fed, parts, active in rows
+        if (fed < parts and active < queued_parts) or (fed == parts and active == 0)
+    ]

@@ -19,12 +19,14 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models.functions import Now
 
+from product.batches import selectors as batch_selectors
 from product.batches.lines import BadLine, Line, line_model, read_line
 from product.batches.models import Batch, BatchLineError, BatchPart, BatchStatus
 from product.inference import services as inference_services
 from product.inference.models import ACTIVE_STATUSES, InferenceRequest, RequestPriority
 from product.inference.registry import REGISTRY, get_spec
 from product.inference.specs import InputError, ModelSpec
+from product.quotas import selectors as quota_selectors
 from product.quotas.services import LimitExceeded
 
 # Parts written per INSERT while an upload is read: memory stays at a few parts' texts.
@@ -88,6 +90,13 @@ class _Upload:
     def __init__(self, *, user: Any, model: str | None, filename: str) -> None:
         self.user, self.model, self.filename = user, model, filename
         self.spec: ModelSpec | None = _batch_spec(model) if model is not None else None
+        # A part must fit the user's queued-texts limit on its own, or it would wait forever.
+        self.max_queued = quota_selectors.usage_of(user=user).max_queued_texts
+        if self.max_queued < 1:
+            raise BatchRefused(
+                "quota exceeded: your account may have no texts queued (max_queued_texts is 0); "
+                "ask an operator."
+            )
         self.batch: Batch | None = None
         self.lines = self.requests = self.texts = self.bad = self.parts = 0
         self.errors: list[BatchLineError] = []
@@ -123,8 +132,15 @@ class _Upload:
                 )
             self.spec = _batch_spec(named)
         line = read_line(number, raw, spec=self.spec)
-        if line is not None and line.model is not None and line.model != self.spec.name:
+        if line is None:
+            return None
+        if line.model is not None and line.model != self.spec.name:
             raise BadLine(f"model {line.model!r} is not the batch's ({self.spec.name}); a batch runs one model.")
+        if len(line.texts) > self.max_queued:
+            raise BadLine(
+                f"{len(line.texts)} texts, more than the {self.max_queued} you may have queued at "
+                "once (max_queued_texts)."
+            )
         return line
 
     def _bad(self, number: int, message: str) -> None:
@@ -140,7 +156,7 @@ class _Upload:
                 f"the file has more than {settings.BATCH_MAX_TEXTS} texts (line {line.number}); "
                 "split it into several batches."
             )
-        if len(self._texts) + len(line.texts) > self.spec.max_texts:
+        if len(self._texts) + len(line.texts) > min(self.spec.max_texts, self.max_queued):
             self._close_part()
         self._texts.extend(line.texts)
         self._lines.append([line.number, line.custom_id, len(line.texts)])
@@ -252,9 +268,10 @@ def batch_feed(*, batch_id: int) -> int:
 
 
 def batches_feed() -> int:
-    """``batch_feed`` for every running batch; the parts queued."""
-    running = Batch.objects.filter(status=BatchStatus.RUNNING).order_by("id").values_list("id", flat=True)
-    return sum(batch_feed(batch_id=batch_id) for batch_id in list(running))
+    """``batch_feed`` for every batch that needs it now (``selectors.batches_to_feed``: two
+    statements however many batches run); the parts queued."""
+    waiting = batch_selectors.batches_to_feed(queued_parts=settings.BATCH_QUEUED_PARTS)
+    return sum(batch_feed(batch_id=batch_id) for batch_id in waiting)
 
 
 def batch_cancel(*, batch: Batch) -> Batch:

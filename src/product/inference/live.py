@@ -135,7 +135,8 @@ class StatusHub:
     async def watch(self, callback) -> None:
         """Call ``callback(message)`` on the event loop with every notification from now on
         (no stream, no limits: for this process's own background work), and listen."""
-        self._watchers.append(callback)
+        if callback not in self._watchers:
+            self._watchers.append(callback)
         await self._wait_listening()
 
     def _remove(self, subscription: Subscription) -> None:
@@ -164,7 +165,10 @@ class StatusHub:
         """Hand ``message`` to the streams that want it: a change goes to its owner's streams
         and to those who see everything; a resync goes to every stream."""
         for callback in self._watchers:
-            callback(message)
+            try:
+                callback(message)
+            except Exception:  # A watcher's bug must not cost the streams their notes.
+                logger.exception("a status watcher failed")
         if message.get("resync"):
             groups = [self._everyone, *self._by_owner.values()]
         else:
