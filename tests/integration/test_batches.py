@@ -355,3 +355,21 @@ def test_only_batches_a_feed_would_change_are_looked_at(client, auth, db):
     Batch.objects.filter(pk=done["id"]).update(status=BatchStatus.COMPLETED)
     assert batches_to_feed(queued_parts=1) == []  # One part queued, the most allowed.
     assert batches_to_feed(queued_parts=2) == [full["id"]]
+
+
+@pytest.mark.usefixtures("clean_queue")
+def test_pruning_a_batch_s_requests_leaves_the_batch_without_those_results(client, auth):
+    from datetime import timedelta
+
+    from product.inference import retention
+
+    created = upload(client, auth, b"one\ntwo").json()
+    run_to_the_end(created["id"])
+    InferenceRequest.objects.update(finished_at=InferenceRequest.objects.get().finished_at - timedelta(days=2))
+    retention.requests_prune(older_than=timedelta(days=1))
+    assert not InferenceRequest.objects.exists()
+    assert BatchPart.objects.get(batch_id=created["id"]).request_id is None  # SET NULL, in PostgreSQL
+    vectors = npy_of(get(client, auth, created["output_npy_url"])[1])
+    assert vectors.shape == (2, MINILM.output_dim) and np.isnan(vectors).all()
+    assert jsonl_of(get(client, auth, created["output_jsonl_url"])[1]) == []
+    assert get(client, auth, created["url"])[1].json()["progress"]["left"] == 0
