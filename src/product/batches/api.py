@@ -85,7 +85,8 @@ def _int(request: HttpRequest, name: str, default: int | None, *, high: int | No
     except ValueError:
         raise ApiError(400, "invalid_query", f"{name} must be an integer.") from None
     if number < 1 or (high is not None and number > high):
-        raise ApiError(400, "invalid_query", f"{name} must be between 1 and {high or 'any'}.")
+        bounds = f"between 1 and {high}" if high is not None else "at least 1"
+        raise ApiError(400, "invalid_query", f"{name} must be {bounds}.")
     return number
 
 

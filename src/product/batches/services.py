@@ -234,7 +234,7 @@ def batch_feed(*, batch_id: int) -> int:
     admit now waits for the next look."""
     with transaction.atomic():
         batch = (
-            Batch.objects.select_for_update(skip_locked=True)
+            Batch.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(pk=batch_id, status=BatchStatus.RUNNING).select_related("owner").first()
         )
         if batch is None:
