@@ -373,3 +373,13 @@ def test_pruning_a_batch_s_requests_leaves_the_batch_without_those_results(clien
     assert vectors.shape == (2, MINILM.output_dim) and np.isnan(vectors).all()
     assert jsonl_of(get(client, auth, created["output_jsonl_url"])[1]) == []
     assert get(client, auth, created["url"])[1].json()["progress"]["left"] == 0
+
+
+def test_the_list_pages_newest_first_with_a_cursor(client, auth, db):
+    ids = [upload(client, auth, b"text %d" % n).json()["id"] for n in range(3)]
+    first = client.get(URL + "?limit=2", **auth).json()
+    assert [b["id"] for b in first["results"]] == ids[:0:-1]
+    second = client.get(first["next"], **auth).json()
+    assert [b["id"] for b in second["results"]] == ids[:1] and second["next"] is None
+    response = client.get(URL + "?limit=0", **auth)
+    assert response.status_code == 400 and "between 1 and 200" in response.json()["error"]["message"]

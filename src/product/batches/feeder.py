@@ -20,6 +20,7 @@ from django.db import connection
 
 from product.inference.live import hub
 from product.inference.models import FINAL_STATUSES
+from product.queue.errors import DATABASE_UNAVAILABLE
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +57,10 @@ class BatchFeeder:
                 fed = await loop.run_in_executor(self._thread, _feed)
                 if fed:
                     logger.info("queued %d batch parts", fed)
+            except DATABASE_UNAVAILABLE as error:  # One line, as every outage (product.outage).
+                logger.warning("batch feed: database unavailable (%s); trying again", type(error).__name__)
             except Exception:
-                logger.warning("batch feed failed; trying again", exc_info=True)
+                logger.exception("batch feed failed; trying again")
             await asyncio.sleep(_MIN_GAP_SECONDS)
             try:
                 async with asyncio.timeout(settings.BATCH_FEED_INTERVAL):

@@ -200,8 +200,10 @@ class StatusHub:
                             self.publish(message)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                logger.warning("status listener lost its connection; retrying", exc_info=True)
+            except Exception as error:
+                # One line, as for every database outage (product.outage): it is expected, and
+                # the web process now listens from its start (the batch feeder watches).
+                logger.warning("status listener lost its connection; retrying (%s)", type(error).__name__)
             listening.clear()
             reconnecting = True
             await asyncio.sleep(backoff.next())
