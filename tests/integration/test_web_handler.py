@@ -142,3 +142,25 @@ def test_a_large_streamed_response_is_sent_in_pieces_as_it_is_read(make_user, to
     vectors = np.load(io.BytesIO(b"".join(bodies)))
     assert vectors.shape == (5000, MINILM.output_dim) and np.isnan(vectors).all()
     assert len(bodies) > 2
+
+
+def test_the_lifespan_events_are_answered_and_run_the_batch_feeder():
+    from product.asgi import application
+    from product.batches.feeder import feeder
+
+    incoming = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        await asyncio.sleep(0.05)
+        return incoming.pop(0)
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+        if message["type"] == "lifespan.startup.complete":
+            running.append(feeder._task is not None and not feeder._task.done())
+
+    running: list[bool] = []
+    asyncio.run(asyncio.wait_for(application({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send), 30))
+    assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert running == [True] and feeder._task is None

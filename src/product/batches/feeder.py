@@ -5,8 +5,8 @@ note on the process's single LISTEN, ``inference.live.hub``), and every
 ``BATCH_FEED_INTERVAL`` seconds regardless (a missed note, a batch whose user's queued-texts
 limit was full). Several web processes feed the same batches safely: each batch is fed under
 its row's lock, SKIP LOCKED. Nothing lives only here: a process that dies loses no part; the
-next look of any feeder carries on. ``FeedingBatches`` (``product.asgi``) starts it on the
-process's first ASGI event (uvicorn's lifespan startup, or the first request).
+next look of any feeder carries on. ``FeedingBatches`` (``product.asgi``) runs it from the
+server's lifespan startup to its shutdown.
 """
 
 from __future__ import annotations
@@ -41,6 +41,16 @@ class BatchFeeder:
         if self._task is None or self._task.done() or self._task.get_loop() is not loop:
             self._wake = asyncio.Event()
             self._task = loop.create_task(self._run())
+
+    async def stop(self) -> None:
+        """Stop feeding (a look in progress finishes in its thread; its transaction is its own)."""
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        self._task = None
 
     def _noticed(self, message: dict) -> None:
         if self._task is None or self._task.get_loop() is not asyncio.get_running_loop():
@@ -82,13 +92,24 @@ feeder = BatchFeeder()
 
 
 class FeedingBatches:
-    """ASGI wrapper: starts this process's batch feeder on its first event (BATCH_FEEDER)."""
+    """ASGI wrapper: answers the server's lifespan events (Django's handler takes none), and
+    runs this process's batch feeder from startup to shutdown (``BATCH_FEEDER``). HTTP passes
+    through untouched. uvicorn sends lifespan events by default (``--lifespan auto``); with
+    ``--lifespan off`` this process feeds no batches."""
 
     def __init__(self, app) -> None:
         self.app = app
-        self._feeds = settings.BATCH_FEEDER
 
     async def __call__(self, scope, receive, send) -> None:
-        if self._feeds:
-            feeder.start()
-        return await self.app(scope, receive, send)
+        if scope["type"] != "lifespan":
+            return await self.app(scope, receive, send)
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                if settings.BATCH_FEEDER:
+                    feeder.start()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await feeder.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
