@@ -1,4 +1,5 @@
-"""Refuse a request body over MAX_REQUEST_BODY_BYTES with 413 before it is read whole.
+"""Refuse a request body over MAX_REQUEST_BODY_BYTES (or its path's own limit: batch uploads,
+BATCH_MAX_UPLOAD_BYTES) with 413 before it is read whole.
 
 Django's ASGI handler reads the whole body into a spooled temporary file before any
 middleware or view runs, so without this an unauthenticated client could make the web write
@@ -35,16 +36,18 @@ _DISCONNECT: Message = {"type": "http.disconnect"}
 class BodyLimit:
     """ASGI middleware: bodies over ``limit`` bytes get a 413 instead of being read."""
 
-    def __init__(self, app: Callable, *, limit: int) -> None:
+    def __init__(self, app: Callable, *, limit: int, limits_by_path: dict[str, int] | None = None) -> None:
         self.app = app
         self.limit = limit
+        self.limits_by_path = limits_by_path or {}  # Exact paths with a limit of their own.
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        limit = self.limits_by_path.get(scope.get("path", ""), self.limit)
         announced = _content_length(scope)
-        if announced is not None and announced > self.limit:
-            return await self._refuse(scope, send)
+        if announced is not None and announced > limit:
+            return await self._refuse(scope, send, limit)
 
         received = 0
         refused = False
@@ -56,9 +59,9 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
+                if received > limit:
                     refused = True
-                    await self._refuse(scope, send)
+                    await self._refuse(scope, send, limit)
                     return _DISCONNECT
             return message
 
@@ -68,18 +71,18 @@ class BodyLimit:
 
         await self.app(scope, counting_receive, guarded_send)
 
-    async def _refuse(self, scope: Scope, send: Send) -> None:
+    async def _refuse(self, scope: Scope, send: Send, limit: int) -> None:
         logger.warning(
             "refused a request body over %d bytes: %s %s",
-            self.limit, scope.get("method", ""), scope.get("path", ""),
+            limit, scope.get("method", ""), scope.get("path", ""),
         )
         path = scope.get("path", "")
         if is_api_path(path):
-            message = f"the request body is larger than {self.limit} bytes."
+            message = f"the request body is larger than {limit} bytes."
             body = json.dumps(error_body(path, 413, "too_large", message)).encode()
             content_type = b"application/json"
         else:
-            body = f"The request body is larger than {self.limit} bytes.\n".encode()
+            body = f"The request body is larger than {limit} bytes.\n".encode()
             content_type = b"text/plain; charset=utf-8"
         await send({
             "type": "http.response.start",

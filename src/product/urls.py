@@ -13,6 +13,8 @@ urlpatterns = [
     path("requests/", include("product.inference.urls")),
     path("account/usage/", include("product.quotas.urls")),
     path("account/tokens/", include("product.accounts.urls")),
+    path("batches/", include("product.batches.urls")),
+    path("api/v1/", include("product.batches.api_urls")),
     path("api/", include("product.inference.api_urls")),
     # OpenAI-compatible, at the root as OpenAI's SDKs expect: base_url="http://host/v1".
     path("v1/", include("product.inference.openai_urls")),

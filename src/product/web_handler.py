@@ -89,20 +89,41 @@ class SyncViewsInOneHop(ASGIHandler):
 
     async def _send_streamed(self, thread: _RequestThread, response, send) -> None:
         """Send a streamed response's parts, read from its (sync) iterator on the thread
-        that made it, then close it there."""
+        that made it, about ``_STREAM_HOP_BYTES`` per hop (a batch's results are far larger
+        than memory should hold), then close it there. The first parts are read before the
+        response starts, so an error there is still a 500."""
         try:
-            parts = await thread.run(list, response.streaming_content)
+            parts = iter(response.streaming_content)
+            taken = await thread.run(_take, parts)
             await send({
                 "type": "http.response.start",
                 "status": response.status_code,
                 "headers": _headers(response),
             })
-            for part in parts:
-                for chunk, _ in self.chunk_bytes(part):
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            while taken:
+                for part in taken:
+                    for chunk, _ in self.chunk_bytes(part):
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                taken = await thread.run(_take, parts)
             await send({"type": "http.response.body"})
         finally:
             await thread.run(response.close)
+
+
+# Bytes of a streamed response read on its thread per hop to the event loop.
+_STREAM_HOP_BYTES = 1024 * 1024
+
+
+def _take(parts) -> list[bytes]:
+    """The next parts of a streamed response, about ``_STREAM_HOP_BYTES`` of them ([]: the
+    end)."""
+    taken, size = [], 0
+    for part in parts:
+        taken.append(part)
+        size += len(part)
+        if size >= _STREAM_HOP_BYTES:
+            break
+    return taken
 
 
 def _close(response: HttpResponseBase, body_file) -> None:

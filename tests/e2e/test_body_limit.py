@@ -100,3 +100,25 @@ def test_a_body_within_the_limit_reaches_the_api_as_before(web):
     assert response.status == 401
     assert json.loads(response.read())["error"]["code"] == "unauthenticated"
     connection.close()
+
+
+def test_a_batch_upload_may_be_larger_up_to_its_own_limit(web):
+    """The upload paths have BATCH_MAX_UPLOAD_BYTES instead: a body over the request limit
+    reaches the API (its 401 without a token), one announced over the upload limit does not."""
+    process, port = web
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    body = b"x" * (settings.MAX_REQUEST_BODY_BYTES + len(CHUNK))
+    connection.request("POST", "/api/v1/batches", body=body, headers={"Content-Type": "text/plain"})
+    response = connection.getresponse()
+    assert response.status == 401
+    assert json.loads(response.read())["error"]["code"] == "unauthenticated"
+    connection.close()
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection.putrequest("POST", "/api/v1/batches")
+    connection.putheader("Content-Length", str(settings.BATCH_MAX_UPLOAD_BYTES + 1))
+    connection.endheaders()
+    response = connection.getresponse()
+    assert response.status == 413
+    assert str(settings.BATCH_MAX_UPLOAD_BYTES) in json.loads(response.read())["error"]["message"]
+    connection.close()

@@ -6,6 +6,7 @@ import re
 import pytest
 from procrastinate.contrib.django.models import ProcrastinateJob
 
+from product.batches import api_urls as batch_api_urls
 from product.inference import api_urls, openai_urls, services
 from product.inference.models import InferenceRequest
 from inference_models.sentence_embedding.spec import SPEC as MINILM
@@ -128,7 +129,7 @@ def test_openapi_document_is_served_and_describes_every_endpoint(client):
     # Every route of the API's URLconf but the document itself, in OpenAPI's path syntax.
     routes = {
         prefix + re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", str(pattern.pattern))
-        for prefix, urls in (("/api/", api_urls), ("/v1/", openai_urls))
+        for prefix, urls in (("/api/", api_urls), ("/v1/", openai_urls), ("/api/v1/", batch_api_urls))
         for pattern in urls.urlpatterns if pattern.name != "openapi"
     }
     assert "/api/v1/requests/{request_id}/run-again" in routes

@@ -102,3 +102,65 @@ def test_a_static_file_is_streamed_whole():
     assert status == 200 and headers["content-type"].startswith("text/css")
     with open(finders.find("inference/app.css"), "rb") as original:
         assert answer == original.read()
+
+
+def test_a_large_streamed_response_is_sent_in_pieces_as_it_is_read(make_user, token_for):
+    """A batch's .npy (here of texts not run yet: NaN rows) is read from its iterator a piece
+    at a time, not gathered whole before it is sent."""
+    import io
+
+    import numpy as np
+
+    from product.batches import services as batch_services
+
+    user = make_user()
+    batch = batch_services.batch_create(
+        user=user, file=io.BytesIO(b"\n".join(b"t%d" % i for i in range(5000))), filename="big.txt",
+        model=MINILM.name,
+    )
+    from product.asgi import application
+
+    sent: list[dict] = []
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+        "scheme": "http", "path": f"/api/v1/batches/{batch.pk}/output.npy",
+        "raw_path": b"", "query_string": b"", "root_path": "", "client": ("127.0.0.1", 40000),
+        "server": ("testserver", 80),
+        "headers": [(b"host", b"testserver"), (b"x-forwarded-proto", b"https"),
+                    (b"authorization", token_for(user).encode())],
+    }
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    asyncio.run(asyncio.wait_for(application(scope, receive, send), 60))
+    assert sent[0]["status"] == 200
+    bodies = [m["body"] for m in sent[1:] if m.get("body")]
+    vectors = np.load(io.BytesIO(b"".join(bodies)))
+    assert vectors.shape == (5000, MINILM.output_dim) and np.isnan(vectors).all()
+    assert len(bodies) > 2
+
+
+def test_the_lifespan_events_are_answered_and_run_the_batch_feeder():
+    from product.asgi import application
+    from product.batches.feeder import feeder
+
+    incoming = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        await asyncio.sleep(0.05)
+        return incoming.pop(0)
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+        if message["type"] == "lifespan.startup.complete":
+            running.append(feeder._task is not None and not feeder._task.done())
+
+    running: list[bool] = []
+    asyncio.run(asyncio.wait_for(application({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send), 30))
+    assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert running == [True] and feeder._task is None

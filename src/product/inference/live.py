@@ -8,9 +8,10 @@ request's owner, and to those of users who see every request; no stream scans th
 An open stream holds no database connection of its own (the views give theirs back before
 streaming), so a thousand open pages cost one connection, not a thousand.
 
-A call that waits inline for one request to finish (``POST /v1/embeddings``) ``watch``es that
-request's id instead: it is woken when the request reaches a final status (or the listener
-reconnected, so it should read again), and is counted apart from the streams' limits.
+A call that waits inline for one request to finish (``POST /v1/embeddings``) is ``watching``
+that request's id instead: it is woken when the request reaches a final status (or the listener
+reconnected, so it should read again), and is counted apart from the streams' limits. The
+process's own background work (the batch feeder) may ``follow_every_change``.
 """
 
 from __future__ import annotations
@@ -129,6 +130,7 @@ class StatusHub:
         self._watches: dict[int, set[RequestWatch]] = {}  # Inline waiters by request id.
         self._listener: asyncio.Task | None = None
         self._listening: asyncio.Event | None = None
+        self._followers: list = []  # Called with every notification (the batch feeder).
 
     def subscriber_count(self, viewer: int | None = None) -> int:
         """Open subscriptions: all of this process's, or those of user ``viewer``."""
@@ -186,6 +188,12 @@ class StatusHub:
             watches.discard(watch)
             if not watches and self._watches.get(request_id) is watches:
                 del self._watches[request_id]
+    async def follow_every_change(self, callback) -> None:
+        """Call ``callback(message)`` on the event loop with every notification from now on
+        (no stream, no limits: for this process's own background work), and listen."""
+        if callback not in self._followers:
+            self._followers.append(callback)
+        await self._wait_listening()
 
     def _remove(self, subscription: Subscription) -> None:
         owner = subscription.owner
@@ -212,6 +220,11 @@ class StatusHub:
     def publish(self, message: dict) -> None:
         """Hand ``message`` to the streams that want it: a change goes to its owner's streams
         and to those who see everything; a resync goes to every stream."""
+        for callback in self._followers:
+            try:
+                callback(message)
+            except Exception:  # A follower's bug must not cost the streams their notes.
+                logger.exception("a status follower failed")
         if message.get("resync"):
             groups = [self._everyone, *self._by_owner.values()]
             woken = [watch for watches in self._watches.values() for watch in watches]
@@ -248,8 +261,10 @@ class StatusHub:
                             self.publish(message)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                logger.warning("status listener lost its connection; retrying", exc_info=True)
+            except Exception as error:
+                # One line, as for every database outage (product.outage): it is expected, and
+                # the web process now listens from its start (the batch feeder watches).
+                logger.warning("status listener lost its connection; retrying (%s)", type(error).__name__)
             listening.clear()
             reconnecting = True
             await asyncio.sleep(backoff.next())

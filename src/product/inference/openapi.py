@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 
+from product.batches.openapi import batch_paths, batch_schemas
 from product.inference.models import RequestPriority, RequestStatus
 from product.inference.presenters import ENCODING_FORMATS
 from product.inference.registry import REGISTRY
@@ -264,11 +265,13 @@ def openapi_document() -> dict:
                                        "409": _error("Not failed or cancelled"), "429": _error("Over a limit of yours; retry after Retry-After seconds")}},
             },
             **_openai_paths(idempotency_key),
+            **batch_paths(),
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {
                 **_OPENAI_SCHEMAS,
+                **batch_schemas(),
                 "Error": {
                     "type": "object",
                     "properties": {"error": {"type": "object", "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}},

@@ -81,7 +81,7 @@ def _update_notifying(update: str, params: dict, *, progress: bool = False) -> l
 
 
 def request_submit(
-    *, user: Any, model: str, raw_input: Any, priority: str | None = None
+    *, user: Any, model: str, raw_input: Any, priority: str | None = None, metered: bool = True
 ) -> InferenceRequest:
     """Validate input, write the request row and defer its job in one statement (so one
     transaction).
@@ -89,9 +89,12 @@ def request_submit(
     ``priority`` is "interactive" or "bulk"; without one it follows the request's size
     (``jobs.choose_priority``). Raises ``specs.InputError`` (and writes nothing) when the
     model, input or priority is invalid, and ``quotas.LimitExceeded`` (nothing written either)
-    when the user is over a limit (``product.quotas``).
+    when the user is over a limit (``product.quotas``). Not ``metered`` (a batch's parts):
+    no token is taken from the user's submit bucket; the queued-texts limit still applies.
     """
-    return _admit_and_create(user=user, **_validated(model=model, raw_input=raw_input, priority=priority))
+    return _admit_and_create(
+        user=user, metered=metered, **_validated(model=model, raw_input=raw_input, priority=priority)
+    )
 
 
 def _validated(*, model: str, raw_input: Any, priority: str | None) -> dict:
@@ -101,7 +104,9 @@ def _validated(*, model: str, raw_input: Any, priority: str | None) -> dict:
     return {"model": spec.name, "texts": texts, "priority": priority}
 
 
-def _admit_and_create(*, user: Any, model: str, texts: list, priority: str) -> InferenceRequest:
+def _admit_and_create(
+    *, user: Any, model: str, texts: list, priority: str, metered: bool = True
+) -> InferenceRequest:
     """One statement, so one transaction with no BEGIN or COMMIT round trip: the quota's
     admission (which reserves the request's id as ``admitted.id``), the job's defer, and the
     row's INSERT with its job id and NOTIFY. The web's CPU per one-text submit went from six
@@ -120,7 +125,7 @@ def _admit_and_create(*, user: Any, model: str, texts: list, priority: str) -> I
         for field in given
     }
     (row,) = quotas.submit_admit(
-        user=user, texts=len(texts),
+        user=user, texts=len(texts), metered=metered,
         then=f", job AS ({defer}), created AS ({insert}) {_notes_of('created')}",
         params={**params, **defer_params, "channel": settings.INFERENCE_STATUS_CHANNEL},
     )

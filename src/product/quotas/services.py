@@ -65,6 +65,17 @@ WITH admitted AS (
     RETURNING nextval(pg_get_serial_sequence('{REQUEST_TABLE}', 'id')) AS id
 )
 """
+# The same without a token from the bucket (a batch's parts: the upload was the submit). The
+# UPDATE changes nothing but still locks the row, so the queued texts are counted as exactly.
+_ADMIT_UNMETERED = f"""
+WITH admitted AS (
+    UPDATE {QUOTA_TABLE} AS q SET user_id = q.user_id
+     WHERE q.user_id = %(user)s
+       AND %(texts)s + quota_queued_texts(q.user_id)
+           <= COALESCE(q.max_queued_texts, %(max_queued_texts)s)
+    RETURNING nextval(pg_get_serial_sequence('{REQUEST_TABLE}', 'id')) AS id
+)
+"""
 _CREATE_ROW = f"INSERT INTO {QUOTA_TABLE} (user_id) VALUES (%(user)s) ON CONFLICT DO NOTHING"
 _LOCK_ROW = (
     f"INSERT INTO {QUOTA_TABLE} (user_id) VALUES (%(user)s) "
@@ -87,7 +98,9 @@ def quota_lock(*, user: Any) -> None:
         cursor.execute(_LOCK_ROW, {"user": user.pk})
 
 
-def submit_admit(*, user: Any, texts: int, then: str, params: dict) -> list[tuple]:
+def submit_admit(
+    *, user: Any, texts: int, then: str, params: dict, metered: bool = True
+) -> list[tuple]:
     """Admit one submit of ``texts`` texts by ``user`` and run ``then`` in the same statement;
     return its rows, or raise ``LimitExceeded`` (and nothing was written).
 
@@ -95,28 +108,30 @@ def submit_admit(*, user: Any, texts: int, then: str, params: dict) -> list[tupl
     ``id`` reserved for the request when the submit is admitted, none when it is refused. It
     goes on with more CTEs (``, created AS (INSERT ...)``) and ends with a SELECT that gives at
     least one row when ``admitted`` has one. ``params`` are its parameters; ``user``, ``texts``
-    and the limits' names are taken."""
+    and the limits' names are taken. Not ``metered``: no token is taken from the submit bucket
+    (only the queued-texts limit applies)."""
     params = {**params, **default_limits(), "user": user.pk, "texts": texts}
+    admit = _ADMIT if metered else _ADMIT_UNMETERED
     with connection.cursor() as cursor:
         while True:
-            cursor.execute(_ADMIT + then, params)
+            cursor.execute(admit + then, params)
             rows = cursor.fetchall()
             if rows:
                 return rows
             cursor.execute(_CREATE_ROW, params)  # First submit ever: a full bucket.
             if cursor.rowcount:
                 continue
-            refused = _refusal(cursor, params, texts)
+            refused = _refusal(cursor, params, texts, metered=metered)
             if refused is not None:
                 raise refused
             # Nothing refuses it now: tokens refilled, or texts finished, since the UPDATE.
 
 
-def _refusal(cursor, params: dict, texts: int) -> LimitExceeded | None:
+def _refusal(cursor, params: dict, texts: int, *, metered: bool) -> LimitExceeded | None:
     """The limit a submit of ``texts`` texts is over now, if any."""
     cursor.execute(_STANDING, params)
     tokens, rate, burst, max_queued, queued = cursor.fetchone()
-    if tokens < 1:
+    if metered and tokens < 1:
         return _rate_limited(tokens, rate, burst)
     if texts > max_queued:
         return LimitExceeded(

@@ -3,7 +3,7 @@ limits."""
 
 from __future__ import annotations
 
-from product.env import env_float, env_int, env_list
+from product.env import env_bool, env_float, env_int, env_list, env_str
 
 # Jobs are deferred through Django's own connection, so they commit with the request row.
 PROCRASTINATE_READONLY_MODELS = True
@@ -29,3 +29,19 @@ INFERENCE_IDEMPOTENCY_TTL = env_float("INFERENCE_IDEMPOTENCY_TTL", 24.0)
 INFERENCE_MAX_QUEUED_TEXTS = env_int("INFERENCE_MAX_QUEUED_TEXTS", 100_000)
 INFERENCE_SUBMITS_PER_MINUTE = env_int("INFERENCE_SUBMITS_PER_MINUTE", 600)
 INFERENCE_SUBMIT_BURST = env_int("INFERENCE_SUBMIT_BURST", INFERENCE_SUBMITS_PER_MINUTE)
+
+# Batch jobs from files (product.batches). Texts one upload may hold, and the bytes its body may
+# have (that endpoint's own limit in place of MAX_REQUEST_BODY_BYTES); Django spools an upload
+# to FILE_UPLOAD_TEMP_DIR (the system's temporary directory when unset) while it is read.
+BATCH_MAX_TEXTS = env_int("BATCH_MAX_TEXTS", 1_000_000)
+BATCH_MAX_UPLOAD_BYTES = env_int("BATCH_MAX_UPLOAD_BYTES", 512 * 1024 * 1024)
+FILE_UPLOAD_TEMP_DIR = env_str("FILE_UPLOAD_TEMP_DIR")
+# Parts (requests of up to a model's max_texts texts) of one batch queued or running at once;
+# the feeder queues the next as parts finish, so a batch never floods the queue.
+BATCH_QUEUED_PARTS = env_int("BATCH_QUEUED_PARTS", 8)
+# Bad lines of a batch stored with their line numbers and messages (all are counted).
+BATCH_MAX_LINE_ERRORS = env_int("BATCH_MAX_LINE_ERRORS", 1000)
+# Whether this web process runs a batch feeder, and the seconds between its looks when no
+# part's end wakes it.
+BATCH_FEEDER = env_bool("BATCH_FEEDER", True)
+BATCH_FEED_INTERVAL = env_float("BATCH_FEED_INTERVAL", 2.0)
