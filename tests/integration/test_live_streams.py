@@ -15,7 +15,7 @@ from django.db import connection
 from django.test import Client, RequestFactory
 
 from product.inference import services, views
-from product.inference.views import _released
+from product.inference.views import released
 from product.inference.live import hub
 from inference_models.sentence_embedding.spec import SPEC as MINILM
 
@@ -116,8 +116,8 @@ def connections_held() -> int:
 
 # Database calls from the event loop run in a worker thread that then gives its connection back
 # (as the views do), so no connection outlives the test.
-submit_released = _released(services.request_submit)
-cancel_released = _released(services.request_cancel)
+submit_released = released(services.request_submit)
+cancel_released = released(services.request_cancel)
 
 
 def submit(user, text: str):
@@ -230,7 +230,7 @@ def test_a_client_too_slow_for_its_backlog_gets_a_resync_instead_of_a_gap(make_u
 
     async def scenario():
         stream = await open_stream("/requests/events", cookie)  # Then it reads nothing a while.
-        await _released(notify_many)(alice.pk, range(1, 601))
+        await released(notify_many)(alice.pk, range(1, 601))
         await stream.read_until('"id": 600,')  # Notes arrive in order: all 600 went through.
         await stream.hang_up()
         return stream, await subscribers_become(0)

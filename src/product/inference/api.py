@@ -47,7 +47,7 @@ class ApiError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-def _authenticate(request: HttpRequest):
+def authenticate(request: HttpRequest):
     header = request.headers.get("Authorization", "")
     if header:
         scheme, _, secret = header.partition(" ")
@@ -77,7 +77,7 @@ def api_view(*methods: str) -> Callable:
                 response["Allow"] = ", ".join(methods)
                 return response
             try:
-                request.user = _authenticate(request)
+                request.user = authenticate(request)
                 return view(request, *args, **kwargs)
             except ApiError as error:
                 response = error_response(error.status, error.code, error.message)
@@ -90,7 +90,7 @@ def api_view(*methods: str) -> Callable:
     return decorator
 
 
-def _json_body(request: HttpRequest) -> dict:
+def json_body(request: HttpRequest) -> dict:
     content_type = request.content_type or ""
     if content_type != "application/json":
         raise ApiError(415, "unsupported_media_type", "send the body as application/json.")
@@ -150,7 +150,7 @@ def _query_int(request: HttpRequest, name: str, *, default: int | None, low: int
 
 
 def _submit(request: HttpRequest) -> JsonResponse:
-    body = _json_body(request)
+    body = json_body(request)
     unknown = sorted(set(body) - SUBMIT_FIELDS)
     if unknown:
         raise ApiError(400, "invalid_input", f"unknown field(s): {', '.join(unknown)}.")
@@ -163,20 +163,20 @@ def _submit(request: HttpRequest) -> JsonResponse:
         "user": request.user, "model": body["model"], "raw_input": body["input"],
         "priority": body.get("priority"),
     }
-    key = _idempotency_key(request)
+    key = idempotency_key(request)
     try:
         if key is None:
             row, created = services.request_submit(**submit), True
         else:
             row, created = services.request_submit_idempotent(
-                key=key, body_digest=_body_digest(body), **submit
+                key=key, body_digest=body_digest(body), **submit
             )
     except InputError as error:
         raise ApiError(400, "invalid_input", str(error)) from None
     except services.IdempotencyConflict as error:
         raise ApiError(422, "idempotency_conflict", str(error)) from None
     except LimitExceeded as limit:
-        return _limit_response(limit)
+        return limit_response(limit)
     data = request_json(row)
     response = JsonResponse(data, status=201 if created else 200)
     response["Location"] = data["url"]
@@ -185,7 +185,7 @@ def _submit(request: HttpRequest) -> JsonResponse:
     return response
 
 
-def _idempotency_key(request: HttpRequest) -> str | None:
+def idempotency_key(request: HttpRequest) -> str | None:
     """The Idempotency-Key header's value: 1 to 255 printable ASCII characters."""
     key = request.headers.get("Idempotency-Key")
     if key is None:
@@ -198,13 +198,13 @@ def _idempotency_key(request: HttpRequest) -> str | None:
     return key
 
 
-def _body_digest(body: dict) -> str:
+def body_digest(body: dict) -> str:
     """SHA-256 of the body as parsed: key order and white space do not make it another body."""
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _limit_response(limit: LimitExceeded, respond: Callable = error_response) -> JsonResponse:
+def limit_response(limit: LimitExceeded, respond: Callable = error_response) -> JsonResponse:
     """429 with Retry-After when waiting lets the same submit pass; 400 when it cannot
     (``respond(status, code, message)`` makes the error answer: the OpenAI API's has its shape)."""
     if limit.retry_after is None:
@@ -297,7 +297,7 @@ def request_run_again(request: HttpRequest, request_id: int) -> JsonResponse:
     except services.RequestStateError as error:
         raise ApiError(409, "conflict", str(error)) from None
     except LimitExceeded as limit:
-        return _limit_response(limit)
+        return limit_response(limit)
     data = request_json(again)
     response = JsonResponse(data, status=201)
     response["Location"] = data["url"]

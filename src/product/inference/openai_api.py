@@ -7,7 +7,7 @@ submit (``services.request_submit``, at interactive priority), queue and runners
 
 A call waits for its request on the process's single LISTEN (``live.hub.watching``) and holds no
 database connection while it waits: each read runs in the request's thread, which then gives its
-connection back (``views._released``). Past INFERENCE_INLINE_WAIT seconds it answers 202 with the
+connection back (``views.released``). Past INFERENCE_INLINE_WAIT seconds it answers 202 with the
 request's id and URL, and the request runs on. Errors have OpenAI's shape
 (``api_errors.openai_error_response``) and create nothing.
 """
@@ -32,7 +32,7 @@ from product.inference.models import InferenceRequest, RequestPriority, RequestS
 from product.inference.presenters import ENCODING_FORMATS, encoded_embeddings, request_json, stored_embeddings
 from product.inference.registry import REGISTRY
 from product.inference.specs import InputError, ModelSpec
-from product.inference.views import _released
+from product.inference.views import released
 from product.quotas.services import LimitExceeded
 
 EMBEDDINGS_FIELDS = ("input", "model", "encoding_format", "dimensions", "user")
@@ -93,24 +93,24 @@ async def embeddings(request: HttpRequest) -> HttpResponse:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + settings.INFERENCE_INLINE_WAIT
     try:
-        submitted = await _released(_submit)(request)
+        submitted = await released(_submit)(request)
     except _Refused as refused:
         return refused.response
     async with hub.watching(submitted.request_id) as watch:
         # Read after the watch is in place: a finish committed meanwhile is not missed.
-        row, vectors = await _released(_outcome)(submitted.request_id)
+        row, vectors = await released(_outcome)(submitted.request_id)
         while not row.is_final:
             if not await watch.finished(deadline - loop.time()):
                 return _accepted(row)
-            row, vectors = await _released(_outcome)(submitted.request_id)
+            row, vectors = await released(_outcome)(submitted.request_id)
     return _answer(row, vectors, submitted)
 
 
 def _submit(request: HttpRequest) -> _Submitted:
     """Authenticate, check the body and submit it (as the project's API does, at interactive
     priority); raises _Refused with the error answer, having created nothing."""
-    request.user = _checked(api._authenticate, request)
-    body = _checked(api._json_body, request)
+    request.user = _checked(api.authenticate, request)
+    body = _checked(api.json_body, request)
     unknown = [field for field in body if field not in EMBEDDINGS_FIELDS]
     if unknown:
         raise _refused(
@@ -128,7 +128,7 @@ def _submit(request: HttpRequest) -> _Submitted:
     if body.get("user") is not None and not isinstance(body["user"], str):
         raise _refused(400, "invalid_request", "user must be a string.", "user")
     raw_input = _input(body)
-    key = _checked(api._idempotency_key, request)
+    key = _checked(api.idempotency_key, request)
     submit = {
         "user": request.user, "model": spec.name, "raw_input": raw_input,
         "priority": RequestPriority.INTERACTIVE,
@@ -138,14 +138,14 @@ def _submit(request: HttpRequest) -> _Submitted:
             row = services.request_submit(**submit)
         else:
             row, _ = services.request_submit_idempotent(
-                key=key, body_digest=api._body_digest(body), **submit
+                key=key, body_digest=api.body_digest(body), **submit
             )
     except InputError as error:
         raise _refused(400, "invalid_input", str(error), "input") from None
     except services.IdempotencyConflict as error:
         raise _refused(422, "idempotency_conflict", str(error)) from None
     except LimitExceeded as limit:
-        raise _Refused(api._limit_response(limit, _error)) from None
+        raise _Refused(api.limit_response(limit, _error)) from None
     return _Submitted(row.pk, encoding_format, dimensions)
 
 
@@ -261,7 +261,7 @@ def _get_endpoint(view: Callable) -> Callable:
         if request.method != "GET":
             return _not_allowed(request, "GET")
         try:
-            request.user = _checked(api._authenticate, request)
+            request.user = _checked(api.authenticate, request)
             return view(request, *args, **kwargs)
         except _Refused as refused:
             return refused.response

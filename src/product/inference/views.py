@@ -138,7 +138,7 @@ def request_run_again(request: HttpRequest, request_id: int) -> HttpResponse:
 _RECONNECT_MS = 1000
 
 
-def _released(read):
+def released(read):
     """``read`` as a coroutine function run in the request's thread, which then gives its
     database connection back to the pool (Django would keep it until the stream closes)."""
 
@@ -225,7 +225,7 @@ def _limit_response(limit: StreamLimitReached) -> HttpResponse:
 
 async def request_events(request: HttpRequest, request_id: int) -> HttpResponse:
     """Status changes of one request."""
-    user, row = await _released(_viewer_and_request)(request, request_id)
+    user, row = await released(_viewer_and_request)(request, request_id)
     if user is None:
         return HttpResponse("Sign in first.", status=401)
     try:
@@ -234,7 +234,7 @@ async def request_events(request: HttpRequest, request_id: int) -> HttpResponse:
         return _limit_response(limit)
     try:
         # Read the state to send first after subscribing: a change in between is not missed.
-        row = await _released(_get_visible)(request, request_id)
+        row = await released(_get_visible)(request, request_id)
     except BaseException:
         subscription.close()
         raise
@@ -245,7 +245,7 @@ async def request_events(request: HttpRequest, request_id: int) -> HttpResponse:
 async def request_list_events(request: HttpRequest) -> HttpResponse:
     """Status changes of every request this user may see (``?include=runners``: and runners'
     reports)."""
-    user, sees_all = await _released(_signed_in_viewer)(request)
+    user, sees_all = await released(_signed_in_viewer)(request)
     if user is None:
         return HttpResponse("Sign in first.", status=401)
     try:
