@@ -15,7 +15,7 @@ from django.db import connection
 from django.test import Client, RequestFactory
 
 from product.inference import services, views
-from product.inference.views import released
+from product.inference.live import released
 from product.inference.live import hub
 from inference_models.sentence_embedding.spec import SPEC as MINILM
 

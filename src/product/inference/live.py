@@ -21,10 +21,13 @@ import contextlib
 import json
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import TypeVar
 
 import psycopg
+from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import connection
 from procrastinate.contrib.django.utils import connector_params
 
 from product.inference.models import FINAL_STATUSES
@@ -188,6 +191,7 @@ class StatusHub:
             watches.discard(watch)
             if not watches and self._watches.get(request_id) is watches:
                 del self._watches[request_id]
+
     async def follow_every_change(self, callback) -> None:
         """Call ``callback(message)`` on the event loop with every notification from now on
         (no stream, no limits: for this process's own background work), and listen."""
@@ -271,3 +275,38 @@ class StatusHub:
 
 
 hub = StatusHub()
+
+
+T = TypeVar("T")
+
+
+def released(read: Callable[..., T]) -> Callable[..., T]:
+    """``read`` as a coroutine function run in the request's thread, which then gives its
+    database connection back to the pool (Django would keep it until the response ends)."""
+
+    def run(*args, **kwargs):
+        try:
+            return read(*args, **kwargs)
+        finally:
+            if not connection.in_atomic_block:  # An enclosing transaction (a test's) keeps it.
+                connection.close()
+
+    return sync_to_async(run, thread_sensitive=True)
+
+
+async def read_when_final(
+    request_id: int, read: Callable[[int], T], *, final: Callable[[T], bool], timeout: float
+) -> tuple[T, bool]:
+    """``read(request_id)`` once what it reads shows the request final, and whether it did
+    within ``timeout`` seconds (else the last read). Between reads it waits on the process's
+    LISTEN (``hub.watching``) and holds no database connection: each read is ``released``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    async with hub.watching(request_id) as watch:
+        # Read after the watch is in place: a finish committed meanwhile is not missed.
+        seen = await released(read)(request_id)
+        while not final(seen):
+            if not await watch.finished(deadline - loop.time()):
+                return seen, False
+            seen = await released(read)(request_id)
+    return seen, True

@@ -5,9 +5,9 @@ API): the same bearer tokens, limits and Idempotency-Key (``product.inference.ap
 submit (``services.request_submit``, at interactive priority), queue and runners, so
 ``openai.OpenAI(base_url="http://host/v1", api_key=<token>)`` works unchanged.
 
-A call waits for its request on the process's single LISTEN (``live.hub.watching``) and holds no
-database connection while it waits: each read runs in the request's thread, which then gives its
-connection back (``views.released``). Past INFERENCE_INLINE_WAIT seconds it answers 202 with the
+A call waits for its request on the process's single LISTEN (``live.read_when_final``) and holds
+no database connection while it waits: each read runs in the request's thread, which then gives
+its connection back (``live.released``). Past INFERENCE_INLINE_WAIT seconds it answers 202 with the
 request's id and URL, and the request runs on. Errors have OpenAI's shape
 (``api_errors.openai_error_response``) and create nothing.
 """
@@ -27,12 +27,11 @@ from django.views.decorators.csrf import csrf_exempt
 
 from product.api_errors import openai_error_response
 from product.inference import api, services
-from product.inference.live import hub
+from product.inference.live import read_when_final, released
 from product.inference.models import InferenceRequest, RequestPriority, RequestStatus
 from product.inference.presenters import ENCODING_FORMATS, encoded_embeddings, request_json, stored_embeddings
 from product.inference.registry import REGISTRY
 from product.inference.specs import InputError, ModelSpec
-from product.inference.views import released
 from product.quotas.services import LimitExceeded
 
 EMBEDDINGS_FIELDS = ("input", "model", "encoding_format", "dimensions", "user")
@@ -96,14 +95,11 @@ async def embeddings(request: HttpRequest) -> HttpResponse:
         submitted = await released(_submit)(request)
     except _Refused as refused:
         return refused.response
-    async with hub.watching(submitted.request_id) as watch:
-        # Read after the watch is in place: a finish committed meanwhile is not missed.
-        row, vectors = await released(_outcome)(submitted.request_id)
-        while not row.is_final:
-            if not await watch.finished(deadline - loop.time()):
-                return _accepted(row)
-            row, vectors = await released(_outcome)(submitted.request_id)
-    return _answer(row, vectors, submitted)
+    (row, vectors), final = await read_when_final(
+        submitted.request_id, _outcome, final=lambda outcome: outcome[0].is_final,
+        timeout=deadline - loop.time(),
+    )
+    return _answer(row, vectors, submitted) if final else _accepted(row)
 
 
 def _submit(request: HttpRequest) -> _Submitted:

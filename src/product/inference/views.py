@@ -7,12 +7,10 @@ import random
 import weakref
 from urllib.parse import urlencode
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -20,7 +18,7 @@ from django.views.decorators.http import require_POST
 from product.inference import selectors, services
 from product.inference.filters import RequestFilter, RequestFilterForm
 from product.inference.forms import SubmitForm
-from product.inference.live import StreamLimitReached, Subscription, hub
+from product.inference.live import StreamLimitReached, Subscription, hub, released
 from product.inference.models import InferenceRequest
 from product.inference.presenters import shown_request, sse_event
 from product.inference.registry import REGISTRY
@@ -136,20 +134,6 @@ def request_run_again(request: HttpRequest, request_id: int) -> HttpResponse:
 
 # Milliseconds a browser waits before it reconnects a stream that ended (the SSE "retry" field).
 _RECONNECT_MS = 1000
-
-
-def released(read):
-    """``read`` as a coroutine function run in the request's thread, which then gives its
-    database connection back to the pool (Django would keep it until the stream closes)."""
-
-    def run(*args, **kwargs):
-        try:
-            return read(*args, **kwargs)
-        finally:
-            if not connection.in_atomic_block:  # An enclosing transaction (a test's) keeps it.
-                connection.close()
-
-    return sync_to_async(run, thread_sensitive=True)
 
 
 def _signed_in_viewer(request: HttpRequest):
