@@ -15,6 +15,7 @@ urlpatterns = [
     path("account/tokens/", include("product.accounts.urls")),
     path("api/", include("product.inference.api_urls")),
     path("ops/", include("product.ops.urls")),
+    path("search/", include("product.search.urls")),
     path("admin/", admin.site.urls),
     path("metrics", metrics.metrics_view, name="metrics"),
 ]

@@ -195,3 +195,39 @@ class StatusHub:
 
 
 hub = StatusHub()
+
+
+def _final_status(request_id: int) -> tuple[bool, str | None]:
+    """(whether the request exists, its status if final); gives this thread's connection back."""
+    from django.db import connection
+
+    from product.inference.models import FINAL_STATUSES, InferenceRequest
+
+    try:
+        status = InferenceRequest.objects.filter(pk=request_id).values_list("status", flat=True).first()
+    finally:
+        if not connection.in_atomic_block:
+            connection.close()
+    return status is not None, status if status in FINAL_STATUSES else None
+
+
+async def wait_for_request(request_id: int, owner: int, timeout: float) -> str | None:
+    """Wait until request ``request_id`` (of user ``owner``) is final, on this process's single
+    LISTEN, holding no database connection while it waits; its final status (None: the request
+    is gone). Raises TimeoutError after ``timeout`` seconds, StreamLimitReached over a limit."""
+    from asgiref.sync import sync_to_async
+
+    read = sync_to_async(_final_status, thread_sensitive=True)
+    async with asyncio.timeout(timeout):
+        subscription = await hub.subscribe(viewer=owner, owner=owner)
+        try:
+            # Subscribed first, then read: a change in between is not missed.
+            exists, status = await read(request_id)
+            while exists and status is None:
+                message = await subscription.get()
+                if message.get("resync") or message.get("id") == request_id:
+                    exists, status = await read(request_id)
+            return status
+        finally:
+            subscription.close()
+

@@ -7,6 +7,7 @@ from django.conf import settings
 from product.inference.models import RequestPriority, RequestStatus
 from product.inference.presenters import ENCODING_FORMATS
 from product.inference.registry import REGISTRY
+from product.search.openapi import search_path
 
 
 def _error(description: str) -> dict:
@@ -89,6 +90,7 @@ def openapi_document() -> dict:
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
         "paths": {
+            "/api/v1/search": search_path(),
             "/api/v1/usage": {
                 "get": {"summary": "My usage and limits", "operationId": "getUsage",
                         "responses": {"200": _json("#/components/schemas/Usage", "Queued texts, texts this month (UTC), submits available now, and the limits that apply"),

@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "product.quotas",
     "product.runners",
     "product.ops",
+    "product.search",
 ]
 
 MIDDLEWARE = [
