@@ -234,3 +234,16 @@ def test_the_search_can_use_the_hnsw_index(alice):
 
 def test_the_openapi_document_has_the_search(client):
     assert "/api/v1/search" in client.get("/api/openapi.json").json()["paths"]
+
+
+def test_a_users_passages_are_found_when_others_fill_the_index_candidates(make_user):
+    """Bob's 150 chunks are all nearer the query than Alice's one: the index's 100 candidates
+    hold none of hers, and the exact scan of her own chunks finds it."""
+    alice, bob = make_user("alice"), make_user("bob")
+    indexed_collection(bob, texts=[(f"q{i}.txt", f"queue runners jobs {i}") for i in range(150)])
+    indexed_collection(alice, texts=(("garden.md", GARDEN),))
+    services.chunks_collect(collection_ids=None)
+
+    hits = selectors.chunks_nearest(user=alice, query=bag_of_words("queue runners jobs"), k=3)
+
+    assert [h.document_title for h in hits] == ["garden.md"]
