@@ -247,3 +247,15 @@ def test_a_users_passages_are_found_when_others_fill_the_index_candidates(make_u
     hits = selectors.chunks_nearest(user=alice, query=bag_of_words("queue runners jobs"), k=3)
 
     assert [h.document_title for h in hits] == ["garden.md"]
+
+
+def test_the_sample_collection_is_this_projects_docs_queued_for_indexing(client, alice):
+    client.force_login(alice)
+    assert "Add the sample collection" in client.get("/search/collections/").content.decode()
+
+    response = client.post("/search/collections/sample")
+
+    collection = Collection.objects.get(owner=alice)
+    assert response.url == f"/search/collections/{collection.pk}/"
+    assert "search.md" in set(collection.documents.values_list("title", flat=True))
+    assert InferenceRequest.objects.filter(owner=alice, priority="bulk").exists()

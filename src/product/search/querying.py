@@ -58,6 +58,8 @@ def _submit(user: Any, query: str):
 
 def _nearest(user, request_id, k, collection_ids, everyone):
     query = results.embeddings_read(request_id=request_id)[0]
+    if collection_ids is None and not everyone:
+        collection_ids = list(selectors.collections_of(user=user).values_list("pk", flat=True))
     services.chunks_collect(collection_ids=collection_ids)
     return selectors.chunks_nearest(
         user=user, query=query, k=k, collection_ids=collection_ids, everyone=everyone
