@@ -19,6 +19,7 @@ urlpatterns = [
     # OpenAI-compatible, at the root as OpenAI's SDKs expect: base_url="http://host/v1".
     path("v1/", include("product.inference.openai_urls")),
     path("ops/", include("product.ops.urls")),
+    path("search/", include("product.search.urls")),
     path("admin/", admin.site.urls),
     path("metrics", metrics.metrics_view, name="metrics"),
 ]

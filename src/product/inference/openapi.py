@@ -8,6 +8,7 @@ from product.batches.openapi import batch_paths, batch_schemas
 from product.inference.models import RequestPriority, RequestStatus
 from product.inference.presenters import ENCODING_FORMATS
 from product.inference.registry import REGISTRY
+from product.search.openapi import search_path
 
 
 def _error(description: str) -> dict:
@@ -189,6 +190,7 @@ def openapi_document() -> dict:
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
         "paths": {
+            "/api/v1/search": search_path(),
             "/api/v1/usage": {
                 "get": {"summary": "My usage and limits", "operationId": "getUsage",
                         "responses": {"200": _json("#/components/schemas/Usage", "Queued texts, texts this month (UTC), submits available now, and the limits that apply"),

@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "product.runners",
     "product.ops",
     "product.batches",
+    "product.search",
 ]
 
 MIDDLEWARE = [
