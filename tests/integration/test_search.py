@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
+from django.utils import timezone
 
 from product.inference import services as inference
 from product.inference.models import InferenceRequest, RequestStatus
@@ -124,6 +125,21 @@ def test_a_failed_document_shows_the_reason(client, alice):
 
     assert states(collection)["a"].state == DocumentState.FAILED
     assert "failed: input[0] could not be run" in page
+
+
+def test_pruning_the_indexing_requests_keeps_the_vectors_of_a_collection_nobody_opened(alice):
+    from datetime import timedelta
+
+    from product.inference.retention import requests_prune
+
+    collection = indexed_collection(alice)  # Run, but never shown nor searched: not collected.
+    assert not Chunk.objects.filter(collection=collection, embedding__isnull=False).exists()
+    InferenceRequest.objects.update(finished_at=timezone.now() - timedelta(days=60))
+
+    assert requests_prune(older_than=timedelta(days=30)).requests == 2
+
+    assert not Chunk.objects.filter(collection=collection, embedding__isnull=True).exists()
+    assert {progress.state for progress in states(collection).values()} == {DocumentState.INDEXED}
 
 
 def test_deleting_a_document_removes_its_chunks_and_cancels_its_waiting_jobs(client, alice):

@@ -7,6 +7,9 @@ waits or runs: a cancelled request whose job is still being aborted keeps that j
 requests go is decided here; their jobs and events are deleted by the queue engine
 (``product.queue.retention``), in the same transaction.
 
+Before anything goes, ``before_prune`` is sent: an app that keeps its own copy of results
+(search copies its chunks' vectors) takes it then, so no result is pruned before it is copied.
+
 Work goes in batches, each its own transaction, so a large backlog neither holds locks for long
 nor is undone as a whole by one failure; rows another transaction holds are skipped, not waited
 for (a request being requeued right now is left for the next run).
@@ -22,6 +25,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Now
+from django.dispatch import Signal
 
 from product.inference.jobs import RUN_REQUEST_TASK
 from product.inference.models import (
@@ -34,6 +38,9 @@ from product.queue import retention as queue_retention
 
 TABLE = InferenceRequest._meta.db_table
 KEY_TABLE = IdempotencyKey._meta.db_table
+
+# Sent (no arguments) before ``requests_prune`` deletes anything.
+before_prune = Signal()
 
 
 @dataclass(frozen=True)
@@ -87,6 +94,7 @@ def requests_prune(
     totals so far."""
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
+    before_prune.send(sender=requests_prune)
     total = Pruned()
     while True:
         batch = _prune_batch(older_than=older_than, keep_failed=keep_failed, limit=batch_size)
