@@ -27,6 +27,7 @@ def web_without_database(tmp_path_factory):
         DATABASE_URL=f"postgresql://nobody@127.0.0.1:{free_port()}/nothing",
         DATABASE_UNAVAILABLE_RETRY_AFTER="7",
         METRICS_TOKEN="scrape-secret",
+        DATABASE_POOL_TIMEOUT="0.5",  # Each request waits this long for the absent database.
     )
     args = [
         sys.executable, "-m", "uvicorn", "product.asgi:application",
