@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from product.batches import downloads, selectors, services
 from product.batches.models import Batch
-from product.inference.api import ApiError, api_view
+from product.inference.api import ApiError, api_view, query_int
 
 MAX_LIST_LIMIT = 200
 
@@ -68,26 +68,13 @@ def _visible(request: HttpRequest, batch_id: int) -> Batch:
 def batches_collection(request: HttpRequest) -> JsonResponse:
     if request.method == "POST":
         return _upload(request)
-    limit, before = _int(request, "limit", 50, high=MAX_LIST_LIMIT), _int(request, "before", None)
+    limit = query_int(request, "limit", default=50, low=1, high=MAX_LIST_LIMIT)
+    before = query_int(request, "before", default=None, low=1)
     batches, next_before = selectors.batch_page(user=request.user, before=before, limit=limit)
     following = None
     if next_before is not None:
         following = request.build_absolute_uri(f"{request.path}?limit={limit}&before={next_before}")
     return JsonResponse({"results": [batch_json(batch) for batch in batches], "next": following})
-
-
-def _int(request: HttpRequest, name: str, default: int | None, *, high: int | None = None) -> int | None:
-    value = request.GET.get(name)
-    if not value:
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise ApiError(400, "invalid_query", f"{name} must be an integer.") from None
-    if number < 1 or (high is not None and number > high):
-        bounds = f"between 1 and {high}" if high is not None else "at least 1"
-        raise ApiError(400, "invalid_query", f"{name} must be {bounds}.")
-    return number
 
 
 def _upload(request: HttpRequest) -> JsonResponse:

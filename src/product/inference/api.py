@@ -121,8 +121,8 @@ def requests_collection(request: HttpRequest) -> JsonResponse:
     filters = RequestFilterForm(request.GET, sees_all=selectors.sees_all_requests(request.user))
     if not filters.is_valid():
         raise ApiError(400, "invalid_query", filters.error_message())
-    limit = _query_int(request, "limit", default=50, low=1, high=MAX_LIST_LIMIT)
-    before = _query_int(request, "before", default=None, low=1)
+    limit = query_int(request, "limit", default=50, low=1, high=MAX_LIST_LIMIT)
+    before = query_int(request, "before", default=None, low=1)
     request_filter = filters.request_filter()
     page = selectors.request_page(
         user=request.user, request_filter=request_filter, before=before, limit=limit
@@ -134,7 +134,7 @@ def requests_collection(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"results": [request_json(row) for row in page.requests], "next": following})
 
 
-def _query_int(request: HttpRequest, name: str, *, default: int | None, low: int, high: int | None = None) -> int | None:
+def query_int(request: HttpRequest, name: str, *, default: int | None, low: int, high: int | None = None) -> int | None:
     """An integer query parameter within its bounds; a 400 naming them otherwise."""
     value = request.GET.get(name)
     if not value:
